@@ -1,0 +1,3 @@
+from ayb_jobs.cli import main
+
+raise SystemExit(main())
