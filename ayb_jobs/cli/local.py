@@ -1,0 +1,148 @@
+"""Commands that work on the config and database directly: run, migrate, config check, health.
+
+`run` and `migrate` import their implementation lazily, so the CLI (and `config check`) works even
+where the daemon's heavier dependencies are not importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from importlib import resources
+from typing import Any
+
+from ayb_jobs.cli import option
+from ayb_jobs.config import Settings, load_settings, redact_dsn, settings_report
+from ayb_jobs.errors import ConfigError
+
+HEALTH_TIMEOUT_S = 3.0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run the daemon (queue workers, scheduler, admin HTTP)")
+    run.set_defaults(func=cmd_run)
+
+    migrate = subparsers.add_parser("migrate", help="apply pending schema migrations to database.url")
+    migrate.set_defaults(func=cmd_migrate)
+
+    config = subparsers.add_parser("config", help="configuration commands")
+    config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND")
+    config_sub.required = True
+    check = config_sub.add_parser("check", help="validate and print the effective settings and sources")
+    check.set_defaults(func=cmd_config_check)
+
+    health = subparsers.add_parser("health", help="exit 0 if the daemon answers /healthz (for Docker)")
+    health.set_defaults(func=cmd_health)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(option(args, "config"))
+
+
+# --- config check ----------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) or value == "":
+        return json.dumps(value)
+    return str(value)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    rows = settings_report(_settings(args))
+    if option(args, "json"):
+        data = {key: {"value": value, "source": source} for key, value, source in rows}
+        print(json.dumps(data, indent=2))
+        return 0
+    table = [("KEY", "VALUE", "SOURCE")] + [(key, _text(value), source) for key, value, source in rows]
+    key_w = max(len(r[0]) for r in table)
+    value_w = max(len(r[1]) for r in table)
+    for key, value, source in table:
+        print(f"{key:<{key_w}}  {value:<{value_w}}  {source}")
+    return 0
+
+
+# --- migrate ---------------------------------------------------------------------------------------
+
+
+def _migration_count() -> int:
+    folder = resources.files("ayb_jobs") / "migrations"
+    return sum(1 for f in folder.iterdir() if f.name.endswith(".sql")) if folder.is_dir() else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.database.url:
+        raise ConfigError(
+            "migrate needs database.url (AYB_DATABASE_URL or [database] url in the config file); "
+            "embedded Postgres is only started by `ayb-jobs run`, which migrates it itself"
+        )
+    from ayb_jobs.db.migrate import migrate_dsn
+    from ayb_jobs.logs import configure_logging
+
+    configure_logging(settings.log)
+    try:
+        applied = asyncio.run(migrate_dsn(settings.database.url))
+    except OSError as exc:  # connection refused, DNS failure: not translated by the driver
+        safe_url = redact_dsn(settings.database.url)
+        print(f"ayb-jobs: cannot reach the database at {safe_url}: {redact_dsn(str(exc))}", file=sys.stderr)
+        return 1
+    if option(args, "json"):
+        print(json.dumps({"applied": list(applied)}))
+    elif applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print(f"schema is up to date ({_migration_count()} migrations)")
+    return 0
+
+
+# --- run -------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from ayb_jobs.logs import configure_logging
+    from ayb_jobs.runtime import daemon
+
+    configure_logging(settings.log)  # idempotent: the daemon may configure again
+    return int(daemon.main(settings))
+
+
+# --- health ----------------------------------------------------------------------------------------
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    url = option(args, "url")
+    if not url:
+        admin = _settings(args).admin
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(admin.host, admin.host)
+        url = f"{f'[{host}]' if ':' in host else host}:{admin.port}"
+    if "://" not in url:
+        url = f"http://{url}"
+    return url.rstrip("/")
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import httpx
+
+    url = f"{_base_url(args)}/healthz"
+    try:
+        response = httpx.get(url, timeout=HEALTH_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return _health_result(args, url, False, f"no answer from {url}: {exc or type(exc).__name__}")
+    if response.status_code != 200:
+        return _health_result(args, url, False, f"{url} answered {response.status_code}")
+    return _health_result(args, url, True, f"ok: {url} answered 200")
+
+
+def _health_result(args: argparse.Namespace, url: str, ok: bool, line: str) -> int:
+    if option(args, "json"):
+        print(json.dumps({"ok": ok, "url": url, "message": line}))
+    else:
+        print(line if ok else f"ayb-jobs: {' '.join(line.split())}", file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

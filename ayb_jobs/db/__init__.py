@@ -1,0 +1,1 @@
+"""Database access: the pool, migrations, and every runtime statement (queries.sql)."""

@@ -1,0 +1,411 @@
+"""One typed async function per statement in queries.sql.
+
+This is the one boundary where asyncpg errors become ayb-jobs errors: a unique violation becomes a
+Conflict, a lost or refused connection becomes DatabaseUnavailable (retry later), no row becomes
+NotFound where the caller asked for one row. `db` is an asyncpg Connection or Pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+
+from ayb_jobs.db.sql import SQL
+from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFound
+from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+
+
+class Executor(Protocol):
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
+
+
+# Errors that mean "the database is not reachable right now", as seen during restarts.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE | (DatabaseUnavailable,))
+
+
+@asynccontextmanager
+async def translating() -> AsyncIterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(_unique_message(exc)) from exc
+    except _UNAVAILABLE as exc:
+        raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+def _unique_message(exc: asyncpg.UniqueViolationError) -> str:
+    if exc.constraint_name == "_ayb_job_schedules_name_key":
+        return "a schedule with this name already exists; choose another name"
+    return f"duplicate value violates {exc.constraint_name}: {exc.detail or exc}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# --- clock -----------------------------------------------------------------------------------
+
+async def db_now(db: Executor) -> datetime:
+    async with translating():
+        return await db.fetchval(SQL["db_now"])
+
+
+# --- enqueue ---------------------------------------------------------------------------------
+
+async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_attempts: int,
+                       notify: bool = True) -> list[Job]:
+    """Insert jobs in one statement. Raises DuplicateJob (naming the existing id) when a key exists.
+
+    With a pool (not a caller's transaction), a batch with a duplicate inserts nothing.
+    """
+    if not jobs:
+        return []
+    args = (
+        [j.type for j in jobs],
+        [_json(j.payload or {}) for j in jobs],
+        [j.run_at for j in jobs],
+        [j.max_attempts or default_max_attempts for j in jobs],
+        [j.idempotency_key for j in jobs],
+        [j.schedule_id for j in jobs],
+        notify,
+    )
+    async with translating():
+        if isinstance(db, asyncpg.Pool):
+            async with db.acquire() as conn, conn.transaction():
+                return await _insert_checked(conn, jobs, args)
+        return await _insert_checked(db, jobs, args)
+
+
+async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...]) -> list[Job]:
+    rows = await db.fetch(SQL["enqueue_jobs"], *args)
+    if len(rows) == len(jobs):
+        return [Job.from_record(r) for r in rows]
+    inserted = {r["idempotency_key"] for r in rows}
+    keys = [j.idempotency_key for j in jobs if j.idempotency_key]
+    missing = next(
+        (k for k in keys if k not in inserted or keys.count(k) > 1), keys[0] if keys else ""
+    )
+    existing = await db.fetch(SQL["job_ids_by_keys"], [missing])
+    # Inside a caller's transaction the rows already inserted stay until the caller rolls back;
+    # under enqueue_jobs' own transaction the exception rolls them back.
+    existing_id = next((str(r["id"]) for r in existing), None)
+    raise DuplicateJob(missing, existing_id)
+
+
+async def notify(db: Executor) -> None:
+    async with translating():
+        await db.execute(SQL["notify"])
+
+
+# --- the claimed-job lifecycle -----------------------------------------------------------------
+
+async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
+    async with translating():
+        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id)
+    return [Job.from_record(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The fence of one claimed job: writes succeed only while (id, worker, attempt) still hold."""
+
+    id: UUID
+    attempt: int
+
+
+async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
+                        timeout: float | None = None) -> set[UUID]:
+    async with translating():
+        rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
+                              [c.attempt for c in claimed], worker_id, timeout=timeout)
+    return {r["id"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    claimed: Claimed
+    error: str
+    backoff_s: float
+    retryable: bool = True
+
+
+async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str,
+                    timeout: float | None = None) -> dict[UUID, JobState]:
+    """Returns the state each fenced job ended in (queued for a retry, or failed)."""
+    async with translating():
+        rows = await db.fetch(
+            SQL["fail_jobs"], [f.claimed.id for f in failures], [f.claimed.attempt for f in failures],
+            [f.error for f in failures], [float(f.backoff_s) for f in failures],
+            [f.retryable for f in failures], worker_id, timeout=timeout,
+        )
+    return {r["id"]: JobState(r["state"]) for r in rows}
+
+
+async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
+                         worker_id: str, timeout: float | None = None) -> set[UUID]:
+    async with translating():
+        rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
+                              [c.attempt for c in claimed], float(lease_s), worker_id, timeout=timeout)
+    return {r["id"] for r in rows}
+
+
+async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
+                       timeout: float | None = None) -> set[UUID]:
+    async with translating():
+        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed],
+                              [c.attempt for c in claimed], worker_id, timeout=timeout)
+    return {r["id"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    id: UUID
+    type: str
+    state: JobState
+    attempts: int
+    max_attempts: int
+    lost_worker_id: str | None
+
+
+async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000) -> list[Recovered]:
+    async with translating():
+        rows = await db.fetch(SQL["recover_expired"], limit, float(jitter_s))
+    return [Recovered(r["id"], r["type"], JobState(r["state"]), r["attempts"], r["max_attempts"],
+                      r["lost_worker_id"]) for r in rows]
+
+
+# --- admin operations on jobs -------------------------------------------------------------------
+
+async def get_job(db: Executor, job_id: UUID) -> Job:
+    async with translating():
+        row = await db.fetchrow(SQL["get_job"], job_id)
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    return Job.from_record(row)
+
+
+async def cancel_job(db: Executor, job_id: UUID) -> Job:
+    return await _transition(db, "cancel_job", job_id, "only queued jobs can be canceled")
+
+
+async def retry_job(db: Executor, job_id: UUID) -> Job:
+    return await _transition(db, "retry_job", job_id, "only failed or canceled jobs can be retried")
+
+
+async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
+    async with translating():
+        row = await db.fetchrow(SQL[query], job_id)
+        if row is not None:
+            return Job.from_record(row)
+        state = await db.fetchval(SQL["job_state"], job_id)
+    if state is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Conflict(f"job {job_id} is {state}: {rule}")
+
+
+async def list_jobs(db: Executor, *, state: str | None, job_type: str | None, limit: int,
+                    offset: int) -> tuple[list[Job], int]:
+    """A page of jobs (newest first) and the total matching, from one snapshot."""
+    async with translating():
+        if isinstance(db, asyncpg.Pool):
+            async with db.acquire() as conn:
+                return await _list_in_snapshot(conn, state, job_type, limit, offset)
+        return await _list_in_snapshot(db, state, job_type, limit, offset)
+
+
+async def _list_in_snapshot(conn: Any, state: str | None, job_type: str | None, limit: int,
+                            offset: int) -> tuple[list[Job], int]:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(SQL["list_jobs"], state, job_type, limit, offset)
+        total = await conn.fetchval(SQL["count_jobs"], state, job_type)
+    return [Job.from_record(r) for r in rows], total
+
+
+async def job_stats(db: Executor) -> JobStats:
+    async with translating():
+        r = await db.fetchrow(SQL["job_stats"])
+    return JobStats(r["queued"], r["running"], r["completed"], r["failed"], r["canceled"],
+                    r["scheduled"], round(r["oldest_queued_age_sec"], 3))
+
+
+async def prune_jobs(db: Executor, *, completed_retention_h: int, failed_retention_h: int,
+                     batch: int) -> int:
+    async with translating():
+        status = await db.execute(SQL["prune_jobs"], completed_retention_h, failed_retention_h, batch)
+    return _rowcount(status)
+
+
+def _rowcount(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    name: str
+    job_type: str
+    cron_expr: str
+    timezone: str = "UTC"
+    payload: dict[str, Any] | None = None
+    enabled: bool = True
+    max_attempts: int = 3
+
+
+async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
+    async with translating():
+        row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
+                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at)
+    return Schedule.from_record(row)
+
+
+async def get_schedule(db: Executor, schedule_id: UUID) -> Schedule:
+    async with translating():
+        row = await db.fetchrow(SQL["get_schedule"], schedule_id)
+    if row is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return Schedule.from_record(row)
+
+
+async def list_schedules(db: Executor) -> list[Schedule]:
+    async with translating():
+        rows = await db.fetch(SQL["list_schedules"])
+    return [Schedule.from_record(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TimingInputs:
+    cron_expr: str
+    timezone: str
+    enabled: bool
+    now: datetime
+
+
+async def schedule_timing_inputs(db: Executor, schedule_id: UUID) -> TimingInputs:
+    async with translating():
+        r = await db.fetchrow(SQL["schedule_timing_inputs"], schedule_id)
+    if r is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return TimingInputs(r["cron_expr"], r["timezone"], r["enabled"], r["now"])
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChanges:
+    """Fields an update supplies; None means "leave as is"."""
+
+    cron_expr: str | None = None
+    timezone: str | None = None
+    payload: dict[str, Any] | None = None
+    enabled: bool | None = None
+    max_attempts: int | None = None
+    job_type: str | None = None
+
+
+async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
+                          next_run_at: datetime | None, read: TimingInputs) -> Schedule | None:
+    """One guarded statement. None means the cron/timezone changed since `read`: read again."""
+    timing_changed = ch.cron_expr is not None or ch.timezone is not None
+    payload = _json(ch.payload) if ch.payload is not None else None
+    async with translating():
+        row = await db.fetchrow(
+            SQL["update_schedule"], schedule_id, ch.cron_expr, ch.timezone, payload, ch.enabled,
+            ch.max_attempts, ch.job_type, next_run_at, timing_changed, read.cron_expr, read.timezone,
+        )
+    return Schedule.from_record(row) if row is not None else None
+
+
+async def delete_schedule(db: Executor, schedule_id: UUID) -> None:
+    async with translating():
+        deleted = await db.fetchval(SQL["delete_schedule"], schedule_id)
+    if deleted is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class DueSchedule:
+    id: UUID
+    name: str
+    job_type: str
+    cron_expr: str
+    timezone: str
+    next_run_at: datetime
+    now: datetime
+
+
+async def due_schedules(db: Executor) -> list[DueSchedule]:
+    async with translating():
+        rows = await db.fetch(SQL["due_schedules"])
+    return [DueSchedule(r["id"], r["name"], r["job_type"], r["cron_expr"], r["timezone"],
+                        r["next_run_at"], r["now"]) for r in rows]
+
+
+async def advance_and_enqueue(db: Executor, due: DueSchedule, *, next_run_at: datetime) -> Job | None:
+    """The job this daemon enqueued for the slot, or None when another daemon took it."""
+    async with translating():
+        row = await db.fetchrow(SQL["advance_and_enqueue"], due.id, next_run_at, due.cron_expr,
+                                due.timezone)
+    return Job.from_record(row) if row is not None else None
+
+
+async def schedules_missing_next_run(db: Executor) -> list[tuple[UUID, str, str, datetime]]:
+    async with translating():
+        rows = await db.fetch(SQL["schedules_missing_next_run"])
+    return [(r["id"], r["cron_expr"], r["timezone"], r["now"]) for r in rows]
+
+
+async def set_missing_next_run(db: Executor, ids: Sequence[UUID], nexts: Sequence[datetime]) -> int:
+    async with translating():
+        status = await db.execute(SQL["set_missing_next_run"], list(ids), list(nexts))
+    return _rowcount(status)
+
+
+async def seconds_until_next_schedule(db: Executor) -> float | None:
+    async with translating():
+        return await db.fetchval(SQL["seconds_until_next_schedule"])
+
+
+async def trigger_schedule(db: Executor, schedule_id: UUID) -> Job:
+    async with translating():
+        row = await db.fetchrow(SQL["trigger_schedule"], schedule_id)
+    if row is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return Job.from_record(row)
+
+
+# --- built-in maintenance -------------------------------------------------------------------------
+
+async def table_exists(db: Executor, table: str) -> bool:
+    async with translating():
+        return await db.fetchval(SQL["table_exists"], table)
+
+
+async def delete_batch(db: Executor, query: str, *args: Any) -> int:
+    """Run one bounded delete from queries.sql (`delete_*`); returns rows deleted."""
+    if not query.startswith("delete_"):
+        raise ValueError(f"{query} is not a batch delete")
+    async with translating():
+        status = await db.execute(SQL[query], *args)
+    return _rowcount(status)

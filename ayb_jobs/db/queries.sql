@@ -1,0 +1,349 @@
+-- Every runtime SQL statement of ayb-jobs, as named blocks loaded by db/queries.py.
+-- Tables are defined only in migrations/. Times come from the database clock (now()).
+-- jsonb parameters are passed as text and cast here, so any asyncpg connection works
+-- (an application's pool may not have a json codec).
+
+-- name: db_now
+-- The database clock; cron math is done from this instant, never from the daemon's clock.
+SELECT now() AS now;
+
+-- name: enqueue_jobs
+-- Insert a batch of queued jobs from parallel arrays. A NULL run_at means now(); a duplicate
+-- idempotency key is skipped (ON CONFLICT DO NOTHING never aborts the caller's transaction) and
+-- reported by the caller. $7 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
+-- $6 schedule ids, $7 notify
+WITH ins AS (
+    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id)
+    SELECT t, p::jsonb, coalesce(r, now()), m, k, s
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[])
+         WITH ORDINALITY AS b(t, p, r, m, k, s, ord)
+    ORDER BY ord
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), wake AS (
+    SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one
+    WHERE $7::bool AND EXISTS (SELECT 1 FROM ins)
+)
+SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+
+-- name: job_ids_by_keys
+-- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
+-- $1 keys
+SELECT idempotency_key, id FROM _ayb_jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- name: notify
+SELECT pg_notify('ayb_jobs', '');
+
+-- name: claim_jobs
+-- Claim up to $1 due jobs. The MATERIALIZED CTE locks exactly the rows picked (SKIP LOCKED lets
+-- concurrent claimers take disjoint sets); the UPDATE starts the attempt and the lease.
+-- $1 limit, $2 lease seconds, $3 worker id
+WITH picked AS MATERIALIZED (
+    SELECT id FROM _ayb_jobs
+    WHERE state = 'queued' AND run_at <= now()
+    ORDER BY run_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE _ayb_jobs j
+SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
+    attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.*;
+
+-- name: complete_jobs
+-- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and
+-- re-claimed elsewhere is not touched. Returns the ids actually completed.
+-- $1 ids, $2 attempts, $3 worker id
+UPDATE _ayb_jobs j
+SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
+RETURNING j.id;
+
+-- name: fail_jobs
+-- Record failed attempts: back to queued after the given backoff while attempts remain (and the
+-- error is retryable), else failed. The error is appended to the history, which keeps the last 10.
+-- Fenced like complete_jobs. Returns id and the resulting state.
+-- $1 ids, $2 attempts, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
+WITH d AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::bool[])
+        AS d(id, attempt, err, delay, retryable)
+)
+UPDATE _ayb_jobs j
+SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+    run_at = CASE WHEN d.retryable AND j.attempts < j.max_attempts
+                  THEN now() + make_interval(secs => d.delay) ELSE j.run_at END,
+    last_error = d.err, lease_until = NULL, worker_id = NULL, updated_at = now(),
+    errors = (
+        SELECT coalesce(jsonb_agg(e ORDER BY ord), '[]'::jsonb) FROM (
+            SELECT e, ord FROM jsonb_array_elements(j.errors || jsonb_build_array(jsonb_build_object(
+                'attempt', j.attempts, 'at', now(), 'error', d.err, 'worker_id', j.worker_id)))
+                WITH ORDINALITY AS h(e, ord)
+            ORDER BY ord DESC LIMIT 10
+        ) last10
+    )
+FROM d
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.attempts = d.attempt
+RETURNING j.id, j.state;
+
+-- name: heartbeat_jobs
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the ids extended.
+-- $1 ids, $2 attempts, $3 lease seconds, $4 worker id
+UPDATE _ayb_jobs j
+SET lease_until = now() + make_interval(secs => $3::float8)
+FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.attempts = d.attempt
+RETURNING j.id;
+
+-- name: release_jobs
+-- Give jobs back at shutdown: queued again at once, the interrupted attempt not counted.
+-- $1 ids, $2 attempts, $3 worker id
+UPDATE _ayb_jobs j
+SET state = 'queued', run_at = now(), attempts = j.attempts - 1, lease_until = NULL, worker_id = NULL,
+    last_error = 'interrupted by shutdown', updated_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
+RETURNING j.id;
+
+-- name: recover_expired
+-- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
+-- or to failed when their attempts are used up, so a job that kills its worker cannot loop.
+-- Backoff mirrors backoff.py; $2 is the jitter in [0, 1), chosen by the caller.
+-- $1 batch limit, $2 jitter seconds
+WITH expired AS MATERIALIZED (
+    SELECT id, worker_id FROM _ayb_jobs
+    WHERE state = 'running' AND lease_until < now()
+    ORDER BY lease_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), msg AS (
+    SELECT id, 'lease expired (worker ' || coalesce(worker_id, 'unknown') || ')' AS err, worker_id
+    FROM expired
+)
+UPDATE _ayb_jobs j
+SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+    run_at = CASE WHEN j.attempts < j.max_attempts
+                  THEN now() + make_interval(secs => least(5 * power(2, greatest(j.attempts, 1) - 1), 300)
+                                                     + $2::float8)
+                  ELSE j.run_at END,
+    last_error = msg.err, lease_until = NULL, worker_id = NULL, updated_at = now(),
+    errors = (
+        SELECT coalesce(jsonb_agg(e ORDER BY ord), '[]'::jsonb) FROM (
+            SELECT e, ord FROM jsonb_array_elements(j.errors || jsonb_build_array(jsonb_build_object(
+                'attempt', j.attempts, 'at', now(), 'error', msg.err, 'worker_id', msg.worker_id)))
+                WITH ORDINALITY AS h(e, ord)
+            ORDER BY ord DESC LIMIT 10
+        ) last10
+    )
+FROM msg
+WHERE j.id = msg.id
+RETURNING j.id, j.type, j.state, j.attempts, j.max_attempts, msg.worker_id AS lost_worker_id;
+
+-- name: get_job
+-- $1 id
+SELECT * FROM _ayb_jobs WHERE id = $1;
+
+-- name: job_state
+-- $1 id
+SELECT state FROM _ayb_jobs WHERE id = $1;
+
+-- name: cancel_job
+-- Only a queued job can be canceled.
+-- $1 id
+UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
+WHERE id = $1 AND state = 'queued'
+RETURNING *;
+
+-- name: retry_job
+-- Admin retry of a failed or canceled job: queued now with fresh attempts; the error history stays.
+-- $1 id
+UPDATE _ayb_jobs
+SET state = 'queued', run_at = now(), attempts = 0, lease_until = NULL, worker_id = NULL,
+    canceled_at = NULL, completed_at = NULL, updated_at = now()
+WHERE id = $1 AND state IN ('failed', 'canceled')
+RETURNING *;
+
+-- name: list_jobs
+-- Newest first, optional filters. $1 state, $2 type, $3 limit, $4 offset
+SELECT * FROM _ayb_jobs
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
+ORDER BY created_at DESC, id DESC
+LIMIT $3 OFFSET $4;
+
+-- name: count_jobs
+-- $1 state, $2 type
+SELECT count(*) AS total FROM _ayb_jobs
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2);
+
+-- name: job_stats
+-- Counts per state from one snapshot (one statement). The oldest age is of due jobs only, so a job
+-- scheduled for the future never makes it negative.
+SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
+       count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state = 'completed') AS completed,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'canceled') AS canceled,
+       count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS scheduled,
+       greatest(coalesce(extract(epoch FROM now() - min(run_at)
+                FILTER (WHERE state = 'queued' AND run_at <= now())), 0), 0)::float8 AS oldest_queued_age_sec
+FROM _ayb_jobs;
+
+-- name: prune_jobs
+-- Delete one bounded batch of finished jobs older than their retention. $1 completed/canceled
+-- retention hours, $2 failed retention hours, $3 batch size
+WITH doomed AS (
+    SELECT id FROM _ayb_jobs
+    WHERE (state = 'completed' AND completed_at < now() - make_interval(hours => $1))
+       OR (state = 'canceled' AND canceled_at < now() - make_interval(hours => $1))
+       OR (state = 'failed' AND updated_at < now() - make_interval(hours => $2))
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM _ayb_jobs j USING doomed WHERE j.id = doomed.id;
+
+-- name: create_schedule
+-- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run
+INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts,
+                                next_run_at)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END)
+RETURNING *;
+
+-- name: get_schedule
+-- $1 id
+SELECT * FROM _ayb_job_schedules WHERE id = $1;
+
+-- name: schedule_timing_inputs
+-- What next_run_at is computed from, with the database clock. $1 id
+SELECT cron_expr, timezone, enabled, now() AS now FROM _ayb_job_schedules WHERE id = $1;
+
+-- name: list_schedules
+SELECT * FROM _ayb_job_schedules ORDER BY name;
+
+-- name: update_schedule
+-- One statement that writes only the supplied fields (NULL = not supplied). next_run_at is
+-- cleared when the schedule ends up disabled; set to $8 when cron/timezone change ($9) or when a
+-- disabled schedule is enabled; otherwise left alone, so an update racing the scheduler's advance
+-- can never restore an old slot. The guard on cron/timezone ($10, $11: the values $8 was computed
+-- from) makes a concurrent change of those inputs a retry instead of a wrong next_run_at.
+-- $1 id, $2 cron, $3 timezone, $4 payload, $5 enabled, $6 max attempts, $7 job type,
+-- $8 next run, $9 timing changed, $10 cron read, $11 timezone read
+UPDATE _ayb_job_schedules
+SET cron_expr = coalesce($2, cron_expr),
+    timezone = coalesce($3, timezone),
+    payload = coalesce($4::text::jsonb, payload),
+    enabled = coalesce($5, enabled),
+    max_attempts = coalesce($6, max_attempts),
+    job_type = coalesce($7, job_type),
+    next_run_at = CASE
+        WHEN NOT coalesce($5, enabled) THEN NULL
+        WHEN $9::bool OR NOT enabled OR next_run_at IS NULL THEN $8::timestamptz
+        ELSE next_run_at
+    END,
+    updated_at = now()
+WHERE id = $1 AND ($10::text IS NULL OR (cron_expr = $10 AND timezone = $11))
+RETURNING *;
+
+-- name: delete_schedule
+-- $1 id
+DELETE FROM _ayb_job_schedules WHERE id = $1 RETURNING id;
+
+-- name: due_schedules
+-- Enabled schedules whose slot has come, with the database clock to compute the next slot from.
+SELECT id, name, job_type, cron_expr, timezone, next_run_at, now() AS now
+FROM _ayb_job_schedules
+WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
+ORDER BY next_run_at;
+
+-- name: advance_and_enqueue
+-- Advance one due schedule to its next slot and enqueue its job, in one statement (so one
+-- transaction). The UPDATE re-checks "still enabled and still due" under the row lock, so when two
+-- daemons race only one advances and only that one inserts a job. The job uses the type, payload
+-- and max_attempts returned by that same UPDATE. Also guarded on the cron/timezone the next slot
+-- was computed from. Returns the job inserted, or nothing when another daemon took the slot.
+-- $1 schedule id, $2 next run, $3 cron read, $4 timezone read
+WITH adv AS (
+    UPDATE _ayb_job_schedules
+    SET last_run_at = now(), next_run_at = $2, updated_at = now()
+    WHERE id = $1 AND enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
+      AND cron_expr = $3 AND timezone = $4
+    RETURNING id, job_type, payload, max_attempts
+), ins AS (
+    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
+    SELECT job_type, payload, max_attempts, id FROM adv
+    RETURNING *
+), wake AS (
+    SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+
+-- name: schedules_missing_next_run
+-- Enabled schedules with no next_run_at (new defaults from a migration, or rows written by hand).
+SELECT id, cron_expr, timezone, now() AS now FROM _ayb_job_schedules
+WHERE enabled AND next_run_at IS NULL;
+
+-- name: set_missing_next_run
+-- $1 ids, $2 next runs
+UPDATE _ayb_job_schedules s SET next_run_at = d.next, updated_at = now()
+FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, next)
+WHERE s.id = d.id AND s.enabled AND s.next_run_at IS NULL;
+
+-- name: seconds_until_next_schedule
+-- How long the scheduler may sleep: until the earliest enabled slot (NULL when none).
+SELECT extract(epoch FROM min(next_run_at) - now())::float8 AS seconds
+FROM _ayb_job_schedules WHERE enabled AND next_run_at IS NOT NULL;
+
+-- name: trigger_schedule
+-- One run now with the schedule's type, payload and max attempts; the schedule's times untouched.
+-- $1 schedule id
+WITH ins AS (
+    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
+    SELECT job_type, payload, max_attempts, id FROM _ayb_job_schedules WHERE id = $1
+    RETURNING *
+), wake AS (
+    SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+
+-- name: table_exists
+-- $1 table name (in the search path)
+SELECT to_regclass($1) IS NOT NULL AS present;
+
+-- name: delete_expired_sessions
+-- $1 batch size
+DELETE FROM _ayb_sessions WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_sessions WHERE expires_at < now() LIMIT $1));
+
+-- name: delete_old_webhook_deliveries
+-- $1 retention hours, $2 batch size
+DELETE FROM _ayb_webhook_deliveries WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_webhook_deliveries
+    WHERE delivered_at < now() - make_interval(hours => $1) LIMIT $2));
+
+-- name: delete_expired_oauth_tokens
+-- Expired more than a day ago, or revoked longer ago than the retention. $1 revoked retention
+-- hours, $2 batch size
+DELETE FROM _ayb_oauth_tokens WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_oauth_tokens
+    WHERE expires_at < now() - interval '1 day'
+       OR (revoked_at IS NOT NULL AND revoked_at < now() - make_interval(hours => $1))
+    LIMIT $2));
+
+-- name: delete_expired_oauth_codes
+-- Expired, or used more than a day ago. $1 batch size
+DELETE FROM _ayb_oauth_authorization_codes WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_oauth_authorization_codes
+    WHERE expires_at < now() OR (used_at IS NOT NULL AND used_at < now() - interval '1 day')
+    LIMIT $1));
+
+-- name: delete_expired_magic_links
+-- $1 batch size
+DELETE FROM _ayb_magic_links WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_magic_links WHERE expires_at < now() LIMIT $1));
+
+-- name: delete_expired_password_resets
+-- $1 batch size
+DELETE FROM _ayb_password_resets WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM _ayb_password_resets WHERE expires_at < now() LIMIT $1));

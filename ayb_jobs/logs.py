@@ -1,0 +1,142 @@
+"""Structured logging (SPEC §11): one format for our events and for stdlib loggers (uvicorn, asyncpg).
+
+Logs go to **stderr**, so that the CLI's machine output (`--json`) on stdout stays clean; under systemd
+and Docker stderr is collected like stdout. JSON lines when `log.format` is "json", or "auto" and stderr
+is not a TTY; a console renderer otherwise. Every line has `event`, `level`, `timestamp` (UTC ISO 8601
+with Z) and `logger`. Passwords in DSNs, `password=` pairs, `Bearer` tokens, secret-named fields and
+registered secrets (`add_secret`) are replaced by *** in every string value before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+
+from ayb_jobs.config import LogSettings, redact_dsn
+
+_HANDLER_MARK = "_ayb_jobs_handler"
+_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncpg")
+_SECRET_FIELDS = frozenset({"password", "token", "admin_token", "authorization", "secret"})
+_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+_secrets: set[str] = set()
+
+
+def add_secret(value: str | None) -> None:
+    """Scrub this exact string (e.g. a generated admin token) from every later log line."""
+    if value and len(value) >= 4:  # too short a string would blank out ordinary words
+        _secrets.add(value)
+
+
+def redact_text(text: str) -> str:
+    """`text` with DSN passwords, bearer tokens and registered secrets replaced by ***."""
+    text = _BEARER.sub(r"\1***", redact_dsn(text))
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: "***" if _is_secret_field(k, v) else _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v) for v in value)
+    return value
+
+
+def _is_secret_field(key: Any, value: Any) -> bool:
+    return isinstance(key, str) and key.lower() in _SECRET_FIELDS and bool(value)
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the last line of defence before rendering."""
+    return _redact(event_dict)
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _renderer(log_settings: LogSettings, stream: TextIO) -> Any:
+    if log_settings.format == "json" or (log_settings.format == "auto" and not _isatty(stream)):
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=_isatty(stream))
+
+
+def configure_logging(
+    log_settings: LogSettings | None = None, stream: TextIO | None = None, *, secrets: Iterable[str] = ()
+) -> None:
+    """Route structlog and stdlib logging to `stream` (default stderr). Calling again replaces the setup."""
+    log_settings = log_settings or LogSettings()
+    stream = stream or sys.stderr
+    for secret in secrets:
+        add_secret(secret)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # Tracebacks become a string first, so the redaction below also covers them.
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            _renderer(log_settings, stream),
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+    root = logging.getLogger()
+    _remove_our_handlers(root)
+    root.addHandler(handler)
+    root.setLevel(log_settings.level.upper())
+    for name in _ROUTED_LOGGERS:
+        # uvicorn's own dictConfig (if it ran) gives these private handlers and propagate=False.
+        lib_logger = logging.getLogger(name)
+        lib_logger.handlers.clear()
+        lib_logger.propagate = True
+        lib_logger.setLevel(logging.NOTSET)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a logger fetched at import time must follow a later configure_logging().
+        cache_logger_on_first_use=False,
+    )
+
+
+def _remove_our_handlers(root: logging.Logger) -> None:
+    for handler in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(handler)
+
+
+def reset_logging() -> None:
+    """Undo `configure_logging` (for tests)."""
+    _remove_our_handlers(logging.getLogger())
+    _secrets.clear()
+    structlog.reset_defaults()
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger; `log.info("job_completed", job_id=...)`. Name it after the module."""
+    return structlog.stdlib.get_logger(name, **initial_values)

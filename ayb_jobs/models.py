@@ -1,0 +1,151 @@
+"""Plain data: job states, jobs, schedules, and their JSON shapes (the reference's camelCase)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED})
+
+
+def iso(t: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`, as the reference's API writes times."""
+    if t is None:
+        return None
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def decode_json(value: Any) -> Any:
+    """jsonb comes back as text unless the connection has a codec; accept both."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: UUID
+    type: str
+    payload: dict[str, Any]
+    state: JobState
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    lease_until: datetime | None = None
+    worker_id: str | None = None
+    last_error: str | None = None
+    last_run_at: datetime | None = None
+    idempotency_key: str | None = None
+    schedule_id: UUID | None = None
+    completed_at: datetime | None = None
+    canceled_at: datetime | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, r: Any) -> Job:
+        return cls(
+            id=r["id"], type=r["type"], payload=decode_json(r["payload"]), state=JobState(r["state"]),
+            run_at=r["run_at"], attempts=r["attempts"], max_attempts=r["max_attempts"],
+            created_at=r["created_at"], updated_at=r["updated_at"], lease_until=r["lease_until"],
+            worker_id=r["worker_id"], last_error=r["last_error"], last_run_at=r["last_run_at"],
+            idempotency_key=r["idempotency_key"], schedule_id=r["schedule_id"],
+            completed_at=r["completed_at"], canceled_at=r["canceled_at"],
+            errors=decode_json(r["errors"]) if "errors" in r.keys() else [],
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(self.id), "type": self.type, "payload": self.payload, "state": str(self.state),
+            "runAt": iso(self.run_at), "attempts": self.attempts, "maxAttempts": self.max_attempts,
+            "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at),
+        }
+        optional = {
+            "leaseUntil": iso(self.lease_until), "workerId": self.worker_id, "lastError": self.last_error,
+            "lastRunAt": iso(self.last_run_at), "idempotencyKey": self.idempotency_key,
+            "scheduleId": str(self.schedule_id) if self.schedule_id else None,
+            "completedAt": iso(self.completed_at), "canceledAt": iso(self.canceled_at),
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        out["errors"] = self.errors
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    id: UUID
+    name: str
+    job_type: str
+    payload: dict[str, Any]
+    cron_expr: str
+    timezone: str
+    enabled: bool
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+
+    @classmethod
+    def from_record(cls, r: Any) -> Schedule:
+        return cls(
+            id=r["id"], name=r["name"], job_type=r["job_type"], payload=decode_json(r["payload"]),
+            cron_expr=r["cron_expr"], timezone=r["timezone"], enabled=r["enabled"],
+            max_attempts=r["max_attempts"], created_at=r["created_at"], updated_at=r["updated_at"],
+            next_run_at=r["next_run_at"], last_run_at=r["last_run_at"],
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(self.id), "name": self.name, "jobType": self.job_type, "payload": self.payload,
+            "cronExpr": self.cron_expr, "timezone": self.timezone, "enabled": self.enabled,
+            "maxAttempts": self.max_attempts, "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
+        if self.next_run_at is not None:
+            out["nextRunAt"] = iso(self.next_run_at)
+        if self.last_run_at is not None:
+            out["lastRunAt"] = iso(self.last_run_at)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class JobStats:
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    canceled: int
+    scheduled: int
+    oldest_queued_age_sec: float
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "queued": self.queued, "running": self.running, "completed": self.completed,
+            "failed": self.failed, "canceled": self.canceled, "scheduled": self.scheduled,
+            "oldestQueuedAgeSec": self.oldest_queued_age_sec,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to enqueue (input of enqueue / enqueue_many)."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+    schedule_id: UUID | None = None

@@ -1,0 +1,170 @@
+"""JobService: every operation the fronts offer (admin API, CLI through the API, dashboard).
+
+Fronts parse input, call one method here and shape the output; this layer validates the domain
+rules (registered types, cron, timezone, ranges) and talks to the database through db.queries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ayb_jobs import cron
+from ayb_jobs.db import queries
+from ayb_jobs.db.queries import NewSchedule, ScheduleChanges
+from ayb_jobs.errors import Conflict, InvalidInput
+from ayb_jobs.handlers import Registry
+from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+
+MAX_LIST_LIMIT = 500
+MAX_PREVIEW_COUNT = 50
+MAX_ATTEMPTS_LIMIT = 100
+SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# An update can lose a race with a concurrent change of cron/timezone; it then reads again.
+_UPDATE_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class JobTypeInfo:
+    type: str
+    builtin: bool
+    description: str
+
+
+def _check_max_attempts(value: int | None, field: str = "maxAttempts") -> None:
+    if value is not None and not 1 <= value <= MAX_ATTEMPTS_LIMIT:
+        raise InvalidInput(f"{field} must be between 1 and {MAX_ATTEMPTS_LIMIT}, got {value}", field=field)
+
+
+def _check_payload(payload: Any) -> None:
+    if payload is not None and not isinstance(payload, dict):
+        raise InvalidInput("payload must be a JSON object", field="payload")
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None and not 1 <= len(key) <= 255:
+        raise InvalidInput("idempotencyKey must be 1-255 characters", field="idempotencyKey")
+
+
+class JobService:
+    def __init__(self, pool: Any, registry: Registry, *, default_max_attempts: int = 3) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.default_max_attempts = default_max_attempts
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
+                      run_at: datetime | None = None, max_attempts: int | None = None,
+                      idempotency_key: str | None = None) -> Job:
+        self.registry.require(job_type)
+        _check_payload(payload)
+        _check_max_attempts(max_attempts)
+        _check_key(idempotency_key)
+        if run_at is not None and run_at.tzinfo is None:
+            raise InvalidInput("runAt must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="runAt")
+        new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)
+        [job] = await queries.enqueue_jobs(self.pool, [new], default_max_attempts=self.default_max_attempts)
+        return job
+
+    async def get_job(self, job_id: UUID) -> Job:
+        return await queries.get_job(self.pool, job_id)
+
+    async def list_jobs(self, *, state: str | None = None, job_type: str | None = None, limit: int = 50,
+                        offset: int = 0) -> tuple[list[Job], int]:
+        if state is not None and state not in set(JobState):
+            raise InvalidInput(f"state must be one of {', '.join(JobState)}, got '{state}'", field="state")
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", field="limit")
+        if offset < 0:
+            raise InvalidInput(f"offset must be >= 0, got {offset}", field="offset")
+        return await queries.list_jobs(self.pool, state=state, job_type=job_type, limit=limit,
+                                       offset=offset)
+
+    async def cancel_job(self, job_id: UUID) -> Job:
+        return await queries.cancel_job(self.pool, job_id)
+
+    async def retry_job(self, job_id: UUID) -> Job:
+        return await queries.retry_job(self.pool, job_id)
+
+    async def stats(self) -> JobStats:
+        return await queries.job_stats(self.pool)
+
+    def job_types(self) -> list[JobTypeInfo]:
+        return [JobTypeInfo(t.name, t.builtin, t.description) for t in self.registry.types()]
+
+    # --- schedules -------------------------------------------------------------------------------
+
+    async def create_schedule(self, *, name: str, job_type: str, cron_expr: str, timezone: str | None = None,
+                              payload: dict[str, Any] | None = None, enabled: bool | None = None,
+                              max_attempts: int | None = None) -> Schedule:
+        if not SCHEDULE_NAME.match(name):
+            raise InvalidInput("name must be 1-100 of [A-Za-z0-9_.:-]", field="name")
+        self.registry.require(job_type)
+        expr = cron.validate_cron(cron_expr)
+        tz = timezone or "UTC"
+        cron.validate_timezone(tz)
+        _check_payload(payload)
+        _check_max_attempts(max_attempts)
+        enabled = True if enabled is None else enabled
+        now = await queries.db_now(self.pool)
+        next_run = cron.next_fire_after(expr, tz, now) if enabled else None
+        new = NewSchedule(name, job_type, expr, tz, payload or {}, enabled,
+                          max_attempts or self.default_max_attempts)
+        return await queries.create_schedule(self.pool, new, next_run_at=next_run)
+
+    async def get_schedule(self, schedule_id: UUID) -> Schedule:
+        return await queries.get_schedule(self.pool, schedule_id)
+
+    async def list_schedules(self) -> list[Schedule]:
+        return await queries.list_schedules(self.pool)
+
+    async def update_schedule(self, schedule_id: UUID, *, cron_expr: str | None = None,
+                              timezone: str | None = None, payload: dict[str, Any] | None = None,
+                              enabled: bool | None = None, max_attempts: int | None = None) -> Schedule:
+        expr = cron.validate_cron(cron_expr) if cron_expr is not None else None
+        if timezone is not None:
+            cron.validate_timezone(timezone)
+        _check_payload(payload)
+        _check_max_attempts(max_attempts)
+        changes = ScheduleChanges(expr, timezone, payload, enabled, max_attempts)
+        for _ in range(_UPDATE_TRIES):
+            read = await queries.schedule_timing_inputs(self.pool, schedule_id)
+            final_expr, final_tz = expr or read.cron_expr, timezone or read.timezone
+            final_enabled = read.enabled if enabled is None else enabled
+            next_run = cron.next_fire_after(final_expr, final_tz, read.now) if final_enabled else None
+            updated = await queries.update_schedule(self.pool, schedule_id, changes, next_run_at=next_run,
+                                                    read=read)
+            if updated is not None:
+                return updated
+        raise Conflict("the schedule kept changing while being updated; try again")
+
+    async def set_enabled(self, schedule_id: UUID, enabled: bool) -> Schedule:
+        return await self.update_schedule(schedule_id, enabled=enabled)
+
+    async def delete_schedule(self, schedule_id: UUID) -> None:
+        await queries.delete_schedule(self.pool, schedule_id)
+
+    async def trigger_schedule(self, schedule_id: UUID) -> Job:
+        return await queries.trigger_schedule(self.pool, schedule_id)
+
+    async def cron_preview(self, expr: str, timezone: str | None = None, count: int = 5,
+                           after: datetime | None = None) -> list[datetime]:
+        normalized = cron.validate_cron(expr)
+        tz = timezone or "UTC"
+        cron.validate_timezone(tz)
+        if not 1 <= count <= MAX_PREVIEW_COUNT:
+            raise InvalidInput(f"count must be between 1 and {MAX_PREVIEW_COUNT}, got {count}", field="count")
+        if after is None:
+            after = await queries.db_now(self.pool)
+        elif after.tzinfo is None:
+            raise InvalidInput("after must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="after")
+        return cron.next_fire_times(normalized, tz, after, count)
+
+    # --- health ----------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await queries.db_now(self.pool)
