@@ -1,3 +1,9 @@
 """ayb-jobs: a Postgres-backed job queue and cron scheduler daemon."""
 
 __version__ = "0.1.0"
+
+from ayb_jobs.client import Client
+from ayb_jobs.errors import DuplicateJob
+from ayb_jobs.models import Job, JobState, NewJob
+
+__all__ = ["Client", "DuplicateJob", "Job", "JobState", "NewJob", "__version__"]

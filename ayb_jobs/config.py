@@ -383,7 +383,7 @@ def _read_env(layers: _Layers, env: Mapping[str, str]) -> None:
                 value = json.loads(raw)
             except json.JSONDecodeError:
                 raise ConfigError(
-                    f'invalid setting jobs.handlers = {json.dumps(raw)} ({origin}): must be a JSON list '
+                    f"invalid setting jobs.handlers = {json.dumps(raw)} ({origin}): must be a JSON list "
                     'of "module:callable" strings, e.g. ["myapp.jobs:send_email"]'
                 ) from None
         layers.put(section, name, value, "env", origin)

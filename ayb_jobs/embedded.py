@@ -309,6 +309,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)  # the dir is ours; Postgres refuses a group/world-readable one
         if self._account is not None:
+            check_traversable(self.data_dir, self._account)  # parents we just created follow the umask
             os.chown(self.data_dir, self._account.uid, self._account.gid)
         await self._initdb()
         return True

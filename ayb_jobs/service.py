@@ -7,6 +7,7 @@ rules (registered types, cron, timezone, ranges) and talks to the database throu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,10 +51,15 @@ def _check_key(key: str | None) -> None:
 
 
 class JobService:
-    def __init__(self, pool: Any, registry: Registry, *, default_max_attempts: int = 3) -> None:
+    def __init__(self, pool: Any, registry: Registry, *, default_max_attempts: int = 3,
+                 on_enqueued: Callable[[], None] = lambda: None,
+                 on_schedules_changed: Callable[[], None] = lambda: None) -> None:
         self.pool = pool
         self.registry = registry
         self.default_max_attempts = default_max_attempts
+        # Hooks the daemon sets to wake its own poller / scheduler without waiting for a tick.
+        self._on_enqueued = on_enqueued
+        self._on_schedules_changed = on_schedules_changed
 
     # --- jobs ------------------------------------------------------------------------------------
 
@@ -68,6 +74,7 @@ class JobService:
             raise InvalidInput("runAt must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="runAt")
         new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)
         [job] = await queries.enqueue_jobs(self.pool, [new], default_max_attempts=self.default_max_attempts)
+        self._on_enqueued()
         return job
 
     async def get_job(self, job_id: UUID) -> Job:
@@ -114,7 +121,9 @@ class JobService:
         next_run = cron.next_fire_after(expr, tz, now) if enabled else None
         new = NewSchedule(name, job_type, expr, tz, payload or {}, enabled,
                           max_attempts or self.default_max_attempts)
-        return await queries.create_schedule(self.pool, new, next_run_at=next_run)
+        schedule = await queries.create_schedule(self.pool, new, next_run_at=next_run)
+        self._on_schedules_changed()
+        return schedule
 
     async def get_schedule(self, schedule_id: UUID) -> Schedule:
         return await queries.get_schedule(self.pool, schedule_id)
@@ -139,6 +148,7 @@ class JobService:
             updated = await queries.update_schedule(self.pool, schedule_id, changes, next_run_at=next_run,
                                                     read=read)
             if updated is not None:
+                self._on_schedules_changed()
                 return updated
         raise Conflict("the schedule kept changing while being updated; try again")
 
@@ -149,7 +159,9 @@ class JobService:
         await queries.delete_schedule(self.pool, schedule_id)
 
     async def trigger_schedule(self, schedule_id: UUID) -> Job:
-        return await queries.trigger_schedule(self.pool, schedule_id)
+        job = await queries.trigger_schedule(self.pool, schedule_id)
+        self._on_enqueued()
+        return job
 
     async def cron_preview(self, expr: str, timezone: str | None = None, count: int = 5,
                            after: datetime | None = None) -> list[datetime]:

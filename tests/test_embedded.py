@@ -121,7 +121,7 @@ async def test_start_serves_then_stop_leaves_nothing_and_restart_is_fast(
     pid = pg.pid
     assert pid is not None
     assert stat_mode(data_dir) == 0o700
-    assert b"NOTIFY_SOCKET" not in Path(f"/proc/{pid}/environ").read_bytes()
+    assert "NOTIFY_SOCKET" not in environ_of(pid)
     assert f"-h {pg.socket_dir}" in pg.psql_command
     event, fields = log.events[-1]
     assert event == "embedded_postgres_started"
@@ -146,6 +146,10 @@ def stat_mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+def environ_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+
+
 HELPER = textwrap.dedent(
     """
     import asyncio, sys
@@ -161,6 +165,14 @@ HELPER = textwrap.dedent(
     asyncio.run(main())
     """
 )
+
+
+def start_helper(base: Path, data_dir: Path, run_as: str) -> subprocess.Popen[str]:
+    script = base / "helper.py"
+    script.write_text(HELPER)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(data_dir), run_as], stdout=subprocess.PIPE, text=True
+    )
 
 
 def read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
@@ -179,11 +191,7 @@ async def test_killed_daemon_takes_postgres_down_and_next_start_works(
     2. the helper gets SIGKILL (no chance to clean up);
     3. the parent-death signal makes postgres shut down fast, so its pid vanishes;
     4. a new start on the same dir (stale state from a killed run) works."""
-    script = base / "helper.py"
-    script.write_text(HELPER)
-    helper = subprocess.Popen(
-        [sys.executable, str(script), str(data_dir), run_as], stdout=subprocess.PIPE, text=True
-    )
+    helper = start_helper(base, data_dir, run_as)
     line = read_line(helper, 30)
     assert line.strip().isdigit(), line
     pg_pid = int(line)
@@ -251,7 +259,7 @@ async def test_untraversable_parent_is_named(run_as: str) -> None:
 
 
 async def test_bad_bin_dir_names_the_setting(base: Path) -> None:
-    with pytest.raises(StartupError, match="database.embedded_bin_dir") as info:
+    with pytest.raises(StartupError, match=r"database\.embedded_bin_dir") as info:
         await EmbeddedPostgres(base / "x", bin_dir="/nonexistent/bin").start()
     assert info.value.exit_code == 2
 

@@ -23,17 +23,28 @@ from ayb_jobs.errors import AybJobsError, ConfigError, InvalidInput, StartupErro
 
 def common_options() -> argparse.ArgumentParser:
     """The shared options, as a parent parser. Defaults are SUPPRESSed so that a value given before
-    the command words is not overwritten by a sub-parser's default; read them with `option(args, name)`."""
+    the command words is not overwritten by a sub-parser's default. `build_parser` sets the real
+    defaults (None / False) once on the top parser, so `args.json`, `args.url`... always exist."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("shared options")
-    group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                       help="TOML config file (default: $AYB_CONFIG)")
-    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="machine-readable output on stdout")
-    group.add_argument("--url", metavar="URL", default=argparse.SUPPRESS,
-                       help="daemon base URL (default: http://<admin.listen>)")
-    group.add_argument("--admin-token", metavar="TOKEN", default=argparse.SUPPRESS,
-                       help="admin API token (default: $AYB_ADMIN_TOKEN or the daemon's token file)")
+    group.add_argument(
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML config file (default: $AYB_CONFIG)"
+    )
+    group.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output on stdout"
+    )
+    group.add_argument(
+        "--url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="daemon base URL (default: http://<admin.listen>)",
+    )
+    group.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        default=argparse.SUPPRESS,
+        help="admin API token (default: $AYB_ADMIN_TOKEN or the daemon's token file)",
+    )
     return common
 
 
@@ -70,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="ayb-jobs",
         description="Postgres-backed job queue and cron scheduler daemon.",
-        parents=[_COMMON],
+        # A separate instance: set_defaults below changes the action objects, which parents share.
+        parents=[common_options()],
     )
     parser.add_argument("--version", action="version", version=f"ayb-jobs {__version__}")
+    # Defaults live on the top parser only, so `args.json` etc. always exist (see common_options).
+    parser.set_defaults(config=None, json=False, url=None, admin_token=None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subparsers.required = True
     from ayb_jobs.cli import local

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import sys
 from importlib import resources
@@ -15,7 +16,7 @@ from typing import Any
 
 from ayb_jobs.cli import option
 from ayb_jobs.config import Settings, load_settings, redact_dsn, settings_report
-from ayb_jobs.errors import ConfigError
+from ayb_jobs.errors import ConfigError, StartupError
 
 HEALTH_TIMEOUT_S = 3.0
 
@@ -39,6 +40,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(option(args, "config"))
+
+
+def _lazy(module: str, name: str) -> Any:
+    """Import `module.name` at call time; a missing piece is a one-line StartupError, not a traceback."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise StartupError(f"{module}.{name} is not available in this build: {exc}") from exc
 
 
 # --- config check ----------------------------------------------------------------------------------
@@ -81,7 +90,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             "migrate needs database.url (AYB_DATABASE_URL or [database] url in the config file); "
             "embedded Postgres is only started by `ayb-jobs run`, which migrates it itself"
         )
-    from ayb_jobs.db.migrate import migrate_dsn
+    migrate_dsn = _lazy("ayb_jobs.db.migrate", "migrate_dsn")
     from ayb_jobs.logs import configure_logging
 
     configure_logging(settings.log)
@@ -106,11 +115,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    daemon_main = _lazy("ayb_jobs.runtime.daemon", "main")
     from ayb_jobs.logs import configure_logging
-    from ayb_jobs.runtime import daemon
 
     configure_logging(settings.log)  # idempotent: the daemon may configure again
-    return int(daemon.main(settings))
+    return int(daemon_main(settings))
 
 
 # --- health ----------------------------------------------------------------------------------------

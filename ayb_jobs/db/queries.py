@@ -68,9 +68,9 @@ def _json(value: Any) -> str:
 
 # --- clock -----------------------------------------------------------------------------------
 
-async def db_now(db: Executor) -> datetime:
+async def db_now(db: Executor, *, timeout: float | None = None) -> datetime:
     async with translating():
-        return await db.fetchval(SQL["db_now"])
+        return await db.fetchval(SQL["db_now"], timeout=timeout)
 
 
 # --- enqueue ---------------------------------------------------------------------------------
@@ -244,9 +244,9 @@ async def _list_in_snapshot(conn: Any, state: str | None, job_type: str | None, 
     return [Job.from_record(r) for r in rows], total
 
 
-async def job_stats(db: Executor) -> JobStats:
+async def job_stats(db: Executor, *, timeout: float | None = None) -> JobStats:
     async with translating():
-        r = await db.fetchrow(SQL["job_stats"])
+        r = await db.fetchrow(SQL["job_stats"], timeout=timeout)
     return JobStats(r["queued"], r["running"], r["completed"], r["failed"], r["canceled"],
                     r["scheduled"], round(r["oldest_queued_age_sec"], 3))
 

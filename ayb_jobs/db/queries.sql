@@ -25,7 +25,7 @@ WITH ins AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one
     WHERE $7::bool AND EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
@@ -277,7 +277,7 @@ WITH adv AS (
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
 
 -- name: schedules_missing_next_run
 -- Enabled schedules with no next_run_at (new defaults from a migration, or rows written by hand).
@@ -305,7 +305,7 @@ WITH ins AS (
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins LEFT JOIN (SELECT count(*) AS n FROM wake) w ON true;
+SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
 
 -- name: table_exists
 -- $1 table name (in the search path)

@@ -1,0 +1,72 @@
+"""The daemon's HTTP app: admin API (/api/admin), probes, metrics, OpenAPI and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ayb_jobs import __version__
+from ayb_jobs.api import health, routes
+from ayb_jobs.api import schemas as s
+from ayb_jobs.api.auth import AdminAuthMiddleware
+from ayb_jobs.api.errors import BodyLimitMiddleware, install_error_handlers
+from ayb_jobs.metrics import Metrics
+from ayb_jobs.service import JobService
+
+OPENAPI_URL = "/api/openapi.json"
+Readiness = Callable[[], Awaitable[str | None]]
+
+
+def create_app(service: JobService | None, *, token: str, jobs_enabled: bool, metrics: Metrics,
+               readiness: Readiness) -> FastAPI:
+    """Build the app. `readiness()` returns None when ready, else the reason (e.g. "draining")."""
+    app = FastAPI(title="ayb-jobs admin API", version=__version__, openapi_url=OPENAPI_URL,
+                  docs_url="/api/docs", redoc_url=None)
+    app.state.service = service
+    app.state.jobs_enabled = jobs_enabled
+    app.state.metrics = metrics
+    app.state.readiness = readiness
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(health.router)
+    _mount_dashboard(app)
+    # Added last = outermost: the token is checked before the body is read or its size looked at.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(AdminAuthMiddleware, token=token)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    try:
+        from ayb_jobs.dashboard import mount_dashboard
+    except (ImportError, AttributeError):
+        return  # a build without the dashboard still serves the API
+    mount_dashboard(app)
+
+
+# Request bodies are parsed by the routes (strict JSON, messages in the envelope), so FastAPI does not
+# see their models; they are added to the schema here, and FastAPI's 422 entries are removed.
+_BODY_MODELS = (s.EnqueueJob, s.CreateSchedule, s.UpdateSchedule)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                         description="Admin API of ayb-jobs (SPEC §8). Errors use {code, message}.")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in _BODY_MODELS:
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[model.__name__] = body
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)
+    app.openapi_schema = schema
+    return schema

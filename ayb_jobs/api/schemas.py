@@ -1,0 +1,216 @@
+"""HTTP shapes of the admin API: strict request models and documented response models.
+
+Requests are strict (`false` is not an int, `"3"` is not an int) and reject unknown fields. Strings
+that Postgres cannot store (NUL characters, lone surrogates) and non-finite numbers are rejected here,
+so they become a 400 instead of a database error. Responses are built by `Job.to_api()` and friends;
+the response models below only document them in OpenAPI.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt, \
+    StrictStr, WithJsonSchema
+
+from ayb_jobs.models import JobState
+
+MAX_JSON_DEPTH = 64
+
+
+def check_text(value: str) -> str:
+    """Reject what a Postgres text column cannot hold."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def check_json(value: Any, depth: int = 0) -> Any:
+    """Reject what jsonb cannot hold (NUL, lone surrogates, NaN/Infinity) and absurd nesting."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not contain NaN or Infinity")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
+    return value
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO 8601 with a timezone (e.g. 2026-01-01T00:00:00Z), returned in UTC."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string, e.g. 2026-01-01T00:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"'{value}' is not an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must include a timezone, e.g. 2026-01-01T00:00:00Z")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"'{value}' is out of range") from None
+
+
+def _text(max_length: int, min_length: int = 1) -> Any:
+    return Annotated[StrictStr, Field(min_length=min_length, max_length=max_length), AfterValidator(check_text)]
+
+
+Time = Annotated[datetime, PlainValidator(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
+Payload = Annotated[dict[str, Any], AfterValidator(check_json),
+                    Field(description="A JSON object handed to the handler.")]
+MaxAttempts = Annotated[StrictInt, Field(ge=1, le=100, description="Total runs allowed (1-100).")]
+TypeName = _text(100)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EnqueueJob(_Request):
+    type: TypeName
+    payload: Payload | None = None
+    runAt: Time | None = None
+    maxAttempts: MaxAttempts | None = None
+    idempotencyKey: _text(255) | None = None
+
+
+class CreateSchedule(_Request):
+    name: _text(100)
+    jobType: TypeName
+    cronExpr: _text(100)
+    timezone: _text(50, min_length=0) | None = Field(None, description='IANA name; "" or absent = UTC')
+    payload: Payload | None = None
+    enabled: StrictBool | None = None
+    maxAttempts: MaxAttempts | None = None
+
+
+class UpdateSchedule(_Request):
+    cronExpr: _text(100) | None = None
+    timezone: _text(50) | None = None
+    payload: Payload | None = None
+    enabled: StrictBool | None = None
+    maxAttempts: MaxAttempts | None = None
+
+
+# --- responses (documentation only) ------------------------------------------------------------------
+
+IsoTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+
+
+class ErrorBody(BaseModel):
+    code: int = Field(description="The HTTP status code.")
+    message: str = Field(description="What is wrong and how to fix it.")
+
+
+class DuplicateJobBody(ErrorBody):
+    existingJobId: Uuid | None = Field(None, description="The job that already holds the idempotency key.")
+
+
+class JobError(BaseModel):
+    attempt: int | None = None
+    at: str | None = None
+    error: str | None = None
+    worker_id: str | None = None
+
+
+class JobOut(BaseModel):
+    id: Uuid
+    type: str
+    payload: dict[str, Any]
+    state: JobState
+    runAt: IsoTime
+    attempts: int
+    maxAttempts: int
+    createdAt: IsoTime
+    updatedAt: IsoTime
+    leaseUntil: IsoTime | None = None
+    workerId: str | None = None
+    lastError: str | None = None
+    lastRunAt: IsoTime | None = None
+    idempotencyKey: str | None = None
+    scheduleId: Uuid | None = None
+    completedAt: IsoTime | None = None
+    canceledAt: IsoTime | None = None
+    errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    count: int = Field(description="Items in this page.")
+    total: int = Field(description="Jobs matching the filters.")
+
+
+class JobStatsOut(BaseModel):
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    canceled: int
+    scheduled: int = Field(description="Queued jobs whose runAt is in the future.")
+    oldestQueuedAgeSec: float = Field(ge=0, description="Age of the oldest due queued job (0 if none).")
+
+
+class JobTypeOut(BaseModel):
+    type: str
+    builtin: bool
+    description: str
+
+
+class JobTypeList(BaseModel):
+    items: list[JobTypeOut]
+
+
+class ScheduleOut(BaseModel):
+    id: Uuid
+    name: str
+    jobType: str
+    payload: dict[str, Any]
+    cronExpr: str
+    timezone: str
+    enabled: bool
+    maxAttempts: int
+    createdAt: IsoTime
+    updatedAt: IsoTime
+    nextRunAt: IsoTime | None = None
+    lastRunAt: IsoTime | None = None
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleOut]
+    count: int
+
+
+class CronPreview(BaseModel):
+    times: list[IsoTime]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries with the error envelope for each status code."""
+    descriptions = {
+        400: "Invalid input; the message names the field and the reason.",
+        401: "Missing or wrong admin token.",
+        404: "No such job or schedule.",
+        409: "Conflicts with the current state.",
+        413: "Request body larger than 1 MiB.",
+        503: "Job queue not enabled, or the database is unavailable.",
+    }
+    return {code: {"model": ErrorBody, "description": descriptions.get(code, "Error.")} for code in codes}

@@ -1,0 +1,120 @@
+"""The Python API for applications that enqueue jobs (SPEC §14).
+
+    client = Client(dsn="postgresql://...")          # or Client(pool=app_pool)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO orders ...")
+        await client.enqueue("send_receipt", {"order": 42}, conn=conn)   # exists iff this commits
+
+The client does not know a daemon's handlers: it checks the type's form and leaves "unknown
+type" to the daemon (the attempt then fails with the registry's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ayb_jobs.db import queries
+from ayb_jobs.errors import DuplicateJob, InvalidInput
+from ayb_jobs.handlers import TYPE_NAME
+from ayb_jobs.models import Job, NewJob
+
+__all__ = ["Client", "DuplicateJob", "NewJob"]
+
+# Outside a caller's transaction, at most one wake-up NOTIFY per window; a suppressed one is sent
+# at the end of the window so the last jobs of a burst are not left waiting for a poll.
+NOTIFY_WINDOW_S = 0.1
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def _check(job: NewJob) -> None:
+    if not isinstance(job.type, str) or not TYPE_NAME.match(job.type):
+        raise InvalidInput(f"invalid job type {job.type!r}: use 1-100 of [A-Za-z0-9_.:-]", field="type")
+    if not isinstance(job.payload, dict):
+        raise InvalidInput("payload must be a dict (a JSON object)", field="payload")
+    if job.max_attempts is not None and not 1 <= job.max_attempts <= 100:
+        raise InvalidInput("max_attempts must be between 1 and 100", field="max_attempts")
+    if job.run_at is not None and job.run_at.tzinfo is None:
+        raise InvalidInput("run_at must be timezone-aware", field="run_at")
+
+
+class Client:
+    def __init__(self, *, dsn: str | None = None, pool: asyncpg.Pool | None = None,
+                 default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        if (dsn is None) == (pool is None):
+            raise ValueError("give exactly one of dsn= or pool=")
+        self._dsn = dsn
+        self._pool = pool
+        self._own_pool = pool is None
+        self._default_max_attempts = default_max_attempts
+        self._last_notify = 0.0
+        self._trailing: asyncio.Task[None] | None = None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._trailing is not None:
+            await self._trailing
+        if self._own_pool and self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
+                      run_at: datetime | None = None, max_attempts: int | None = None,
+                      idempotency_key: str | None = None, conn: asyncpg.Connection | None = None) -> Job:
+        [job] = await self.enqueue_many(
+            [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)], conn=conn)
+        return job
+
+    async def enqueue_many(self, jobs: Iterable[NewJob], *, conn: asyncpg.Connection | None = None,
+                           ) -> list[Job]:
+        """Insert all jobs with one statement. With `conn`, inside the caller's transaction."""
+        batch = list(jobs)
+        for job in batch:
+            _check(job)
+        if conn is not None:
+            # NOTIFY inside the caller's transaction is delivered at its commit, never before.
+            return await queries.enqueue_jobs(conn, batch, default_max_attempts=self._default_max_attempts,
+                                              notify=True)
+        pool = await self._get_pool()
+        notify_now = self._take_notify_slot()
+        inserted = await queries.enqueue_jobs(pool, batch, default_max_attempts=self._default_max_attempts,
+                                              notify=notify_now)
+        if not notify_now:
+            self._schedule_trailing_notify(pool)
+        return inserted
+
+    def _take_notify_slot(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_notify >= NOTIFY_WINDOW_S:
+            self._last_notify = now
+            return True
+        return False
+
+    def _schedule_trailing_notify(self, pool: asyncpg.Pool) -> None:
+        if self._trailing is not None and not self._trailing.done():
+            return
+
+        async def trailing() -> None:
+            await asyncio.sleep(max(0.0, self._last_notify + NOTIFY_WINDOW_S - time.monotonic()))
+            self._last_notify = time.monotonic()
+            try:
+                await queries.notify(pool)
+            except Exception:
+                pass  # only latency is lost: the daemons' polling finds the jobs anyway
+
+        self._trailing = asyncio.create_task(trailing())

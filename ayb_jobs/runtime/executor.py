@@ -1,0 +1,200 @@
+"""Runs claimed jobs: one task per job, bounded by worker_concurrency, each under a timeout.
+
+A job holds its slot from claim until its outcome is written (see outcomes.py). How a handler
+ends decides the outcome:
+- returns                      -> complete
+- raises InvalidPayload        -> fail, no retry
+- raises another Exception     -> fail, retried with backoff while attempts remain
+- exceeds jobs.job_timeout_s   -> fail "timed out after Ns"
+- cancelled by shutdown        -> release (queued again, attempt not counted)
+- cancelled after a lost lease -> nothing is written (another worker owns the job now)
+- loses our database connection-> release: not the handler's failure
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from ayb_jobs.backoff import backoff_seconds
+from ayb_jobs.db.queries import Claimed
+from ayb_jobs.errors import InvalidPayload
+from ayb_jobs.handlers import JobContext, Registry
+from ayb_jobs.metrics import Metrics
+from ayb_jobs.models import Job
+from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter
+
+MAX_ERROR_BYTES = 4096
+StopReason = Literal["shutdown", "lease_lost"]
+
+log = structlog.get_logger("ayb_jobs.executor")
+
+# asyncpg errors that mean our own connection to Postgres went away mid-job.
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                    asyncpg.AdminShutdownError)
+
+
+def truncate_error(text: str) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= MAX_ERROR_BYTES:
+        return text
+    return data[: MAX_ERROR_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def describe(exc: BaseException) -> str:
+    message = str(exc)
+    return truncate_error(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+@dataclass(slots=True)
+class Running:
+    job: Job
+    claimed: Claimed
+    task: asyncio.Task[None] | None = None
+    stop_reason: StopReason | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Executor:
+    def __init__(self, *, pool: Any, registry: Registry, writer: OutcomeWriter, metrics: Metrics,
+                 worker_id: str, concurrency: int, job_timeout_s: float,
+                 rand: Callable[[], float] = random.random) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._writer = writer
+        self._metrics = metrics
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self._job_timeout_s = job_timeout_s
+        self._rand = rand
+        self.running: dict[UUID, Running] = {}
+        self.slot_freed = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def free_slots(self) -> int:
+        return self.concurrency - len(self.running)
+
+    def start(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            entry = Running(job, Claimed(job.id, job.attempts))
+            self.running[job.id] = entry
+            entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
+            self._metrics.claimed(job.type)
+            log.debug("job_claimed", **self._fields(entry))
+        if self.running:
+            self.idle.clear()
+        self._metrics.set_in_flight(len(self.running))
+
+    def stop_job(self, job_id: UUID, reason: StopReason) -> None:
+        """Cancel a running handler; its outcome follows from the reason."""
+        entry = self.running.get(job_id)
+        if entry is not None and entry.task is not None and not entry.task.done():
+            entry.stop_reason = reason
+            entry.task.cancel()
+
+    def stop_all(self, reason: StopReason) -> None:
+        for job_id in list(self.running):
+            self.stop_job(job_id, reason)
+
+    def claimed(self) -> list[Claimed]:
+        return [e.claimed for e in self.running.values()]
+
+    def _fields(self, entry: Running) -> dict[str, Any]:
+        return {"job_id": str(entry.job.id), "job_type": entry.job.type, "attempt": entry.job.attempts,
+                "worker_id": self.worker_id}
+
+    async def _run(self, entry: Running) -> None:
+        job = entry.job
+        job_type = self._registry.get(job.type)
+        if job_type is None:
+            self._fail(entry, f"no handler registered for job type '{job.type}'", retryable=True)
+            return
+        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
+                         log.bind(**self._fields(entry)))
+        try:
+            async with asyncio.timeout(self._job_timeout_s) as deadline:
+                result = await job_type.handler(job.payload, ctx)
+        except asyncio.CancelledError:
+            self._after_cancel(entry)
+            raise
+        except TimeoutError as exc:
+            if deadline.expired():
+                self._timed_out(entry)
+            else:
+                self._fail(entry, describe(exc))
+        except InvalidPayload as exc:
+            self._fail(entry, describe(exc), retryable=False)
+        except _CONNECTION_LOST as exc:
+            self._settle(entry, Outcome("release", entry.claimed, job.type, error=describe(exc)))
+        except Exception as exc:
+            self._fail(entry, describe(exc))
+        else:
+            self._complete(entry, result)
+
+    def _after_cancel(self, entry: Running) -> None:
+        if entry.stop_reason == "lease_lost":
+            self._metrics.lease_lost(entry.job.type)
+            log.warning("job_lease_lost", reason="heartbeat could not extend the lease",
+                        **self._fields(entry))
+            self._free(entry)
+        else:
+            self._settle(entry, Outcome("release", entry.claimed, entry.job.type))
+
+    def _timed_out(self, entry: Running) -> None:
+        log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
+        self._fail(entry, f"timed out after {self._job_timeout_s:g}s")
+
+    def _complete(self, entry: Running, result: Any) -> None:
+        self._settle(entry, Outcome("complete", entry.claimed, entry.job.type), result=result)
+
+    def _fail(self, entry: Running, error: str, *, retryable: bool = True) -> None:
+        delay = backoff_seconds(entry.job.attempts, self._rand)
+        self._settle(entry, Outcome("fail", entry.claimed, entry.job.type, error=error, backoff_s=delay,
+                                    retryable=retryable))
+
+    def _settle(self, entry: Running, outcome: Outcome, result: Any = None) -> None:
+        duration = time.monotonic() - entry.started
+
+        def settled(state: str | None) -> None:
+            self._report(entry, outcome, state, duration, result)
+            self._free(entry)
+
+        outcome.on_settled = settled
+        self._writer.put(outcome)
+
+    def _report(self, entry: Running, outcome: Outcome, state: str | None, duration: float,
+                result: Any) -> None:
+        fields = {**self._fields(entry), "duration_ms": round(duration * 1000, 1)}
+        job_type = entry.job.type
+        if state is None:
+            self._metrics.lease_lost(job_type)
+            log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone", **fields)
+        elif state == "completed":
+            self._metrics.completed(job_type, duration)
+            log.info("job_completed", result=result, **fields)
+        elif state == "queued":
+            self._metrics.retried(job_type, duration)
+            log.warning("job_retry_scheduled", error=outcome.error, retry_in_s=round(outcome.backoff_s, 3),
+                        **fields)
+        elif state == "failed":
+            self._metrics.failed(job_type, duration)
+            log.error("job_failed", error=outcome.error, **fields)
+        else:
+            self._metrics.released(job_type)
+            log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)
+
+    def _free(self, entry: Running) -> None:
+        if self.running.pop(entry.job.id, None) is not None:
+            self.slot_freed.set()
+            self._metrics.set_in_flight(len(self.running))
+            if not self.running:
+                self.idle.set()

@@ -1,0 +1,106 @@
+"""The outcome writer: records what happened to claimed jobs, many per statement.
+
+Workers hand their outcome over with a plain (non-async) `put`, so a cancellation that ends a
+handler can never lose the outcome; this task writes them in batches (one fenced statement per
+kind), retrying through database outages. A job keeps its worker slot, and its lease keeps being
+extended, until its outcome is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+import structlog
+
+from ayb_jobs.db import queries
+from ayb_jobs.db.queries import Claimed, Failure
+
+Kind = Literal["complete", "fail", "release"]
+# A fresh, short statement timeout for outcome writes: they touch a handful of rows by primary key.
+WRITE_TIMEOUT_S = 10.0
+MAX_BATCH = 500
+
+log = structlog.get_logger("ayb_jobs.outcomes")
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: Kind
+    claimed: Claimed
+    job_type: str
+    error: str | None = None
+    backoff_s: float = 0.0
+    retryable: bool = True
+    # Called once the outcome is settled: with the resulting state ("completed", "queued",
+    # "failed", "released") or None when the lease had been lost.
+    on_settled: Callable[[str | None], None] = field(default=lambda _state: None)
+
+
+class OutcomeWriter:
+    def __init__(self, pool: Any, worker_id: str, *, on_db_error: Callable[[], None] = lambda: None) -> None:
+        self._pool = pool
+        self._worker_id = worker_id
+        self._pending: list[Outcome] = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._on_db_error = on_db_error
+
+    def put(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._ready.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """Write outcomes until close() is called and nothing is pending."""
+        delay = 0.05
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            kind = self._pending[0].kind
+            batch = [o for o in self._pending[:MAX_BATCH] if o.kind == kind]
+            try:
+                results = await self._write(kind, batch)
+            except Exception as exc:  # retried: the outcome must not be lost
+                self._on_db_error()
+                log.warning("db_error", component="outcomes", error=f"{type(exc).__name__}: {exc}",
+                            retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.05
+            written = {id(o) for o in batch}
+            self._pending = [o for o in self._pending if id(o) not in written]
+            for o in batch:
+                o.on_settled(results.get(o.claimed.id))
+
+    def close(self) -> None:
+        """Finish writing what is pending, then stop."""
+        self._closing = True
+        self._ready.set()
+
+    async def _write(self, kind: Kind, batch: list[Outcome]) -> dict[UUID, str]:
+        """One fenced statement for a batch of one kind; the state each job ended in, by id."""
+        claimed = [o.claimed for o in batch]
+        if kind == "complete":
+            done = await queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                               timeout=WRITE_TIMEOUT_S)
+            return {i: "completed" for i in done}
+        if kind == "fail":
+            failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
+            states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
+                                             timeout=WRITE_TIMEOUT_S)
+            return {i: str(s) for i, s in states.items()}
+        released = await queries.release_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                              timeout=WRITE_TIMEOUT_S)
+        return {i: "released" for i in released}

@@ -1,0 +1,67 @@
+"""The poller: claims as many due jobs as there are free worker slots, in one statement.
+
+It wakes on a NOTIFY (via `wake`), when a slot frees up after a full claim, or every
+poll_interval_ms; while claims come back full it polls again at once. Polling alone is correct;
+notifications only cut latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from ayb_jobs.db import queries
+from ayb_jobs.metrics import Metrics
+from ayb_jobs.runtime.executor import Executor
+from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
+
+log = structlog.get_logger("ayb_jobs.poller")
+
+
+class Poller:
+    def __init__(self, *, pool: Any, executor: Executor, metrics: Metrics, lease_s: float,
+                 poll_interval_s: float) -> None:
+        self._pool = pool
+        self._executor = executor
+        self._metrics = metrics
+        self._lease_s = lease_s
+        self._poll_interval_s = poll_interval_s
+        self.wake = asyncio.Event()
+        self.stop = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Claim up to the free slots and start the jobs; returns how many were claimed."""
+        free = self._executor.free_slots()
+        if free <= 0:
+            return 0
+        jobs = await queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
+                                        worker_id=self._executor.worker_id)
+        self._executor.start(jobs)
+        return len(jobs)
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        maybe_more = True
+        while not self.stop.is_set():
+            if self._executor.free_slots() <= 0:
+                self._executor.slot_freed.clear()
+                await wait_any(self.stop, self._executor.slot_freed, timeout=None)
+                if not maybe_more:
+                    await wait_any(self.stop, self.wake, timeout=jittered(self._poll_interval_s))
+                continue
+            self.wake.clear()
+            asked = self._executor.free_slots()
+            try:
+                got = await self.run_once()
+            except Exception as exc:
+                self._metrics.db_error("poller")
+                log.warning("db_error", component="poller", error=f"{type(exc).__name__}: {exc}")
+                await wait_any(self.stop, timeout=backoff.next())
+                continue
+            backoff.reset()
+            maybe_more = got >= asked
+            if maybe_more:
+                continue
+            await wait_any(self.stop, self.wake, timeout=jittered(self._poll_interval_s))

@@ -1,0 +1,96 @@
+"""Claim (SPEC §3): due jobs only, in run_at order, SKIP LOCKED, never the same job twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import asyncpg
+from db_helpers import add_job, add_jobs, db_now
+
+from ayb_jobs.db import queries
+from ayb_jobs.db.sql import SQL
+from ayb_jobs.models import JobState
+
+
+async def test_claim_starts_an_attempt_with_a_lease(pool: asyncpg.Pool) -> None:
+    job = await add_job(pool)
+    [claimed] = await queries.claim_jobs(pool, limit=5, lease_s=30, worker_id="w1")
+    assert claimed.id == job.id and claimed.state is JobState.RUNNING
+    assert (claimed.attempts, claimed.worker_id) == (1, "w1")
+    assert claimed.last_run_at is not None
+    assert claimed.lease_until - claimed.last_run_at == timedelta(seconds=30)
+
+
+async def test_claim_takes_due_jobs_oldest_first_up_to_the_limit(pool: asyncpg.Pool) -> None:
+    jobs = await add_jobs(pool, 3)
+    # Oldest run_at first, whatever the insertion order.
+    await pool.execute("UPDATE _ayb_jobs SET run_at = now() - make_interval(secs => (payload->>'i')::int)")
+    got = await queries.claim_jobs(pool, limit=2, lease_s=30, worker_id="w")
+    assert [j.id for j in got] == [jobs[2].id, jobs[1].id]
+
+
+async def test_delayed_jobs_are_not_claimable_until_due(pool: asyncpg.Pool) -> None:
+    job = await add_job(pool, run_at=await db_now(pool) + timedelta(hours=1))
+    assert await queries.claim_jobs(pool, limit=5, lease_s=30, worker_id="w") == []
+    await pool.execute("UPDATE _ayb_jobs SET run_at = now() - interval '1 second'")
+    assert [j.id for j in await queries.claim_jobs(pool, limit=5, lease_s=30, worker_id="w")] == [job.id]
+
+
+async def test_a_second_claimer_skips_rows_locked_by_the_first(pool: asyncpg.Pool, connect) -> None:
+    await add_jobs(pool, 3)
+    a, b = await connect(), await connect()
+    tx_a, tx_b = a.transaction(), b.transaction()
+    await tx_a.start()
+    await tx_b.start()
+    try:
+        got_a = await queries.claim_jobs(a, limit=1, lease_s=30, worker_id="a")
+        # Without SKIP LOCKED this would wait for a's transaction: bound it.
+        got_b = await asyncio.wait_for(queries.claim_jobs(b, limit=10, lease_s=30, worker_id="b"), 5)
+        assert len(got_a) == 1 and len(got_b) == 2
+        assert not {j.id for j in got_a} & {j.id for j in got_b}
+    finally:
+        await tx_a.commit()
+        await tx_b.commit()
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'running'") == 3
+
+
+async def test_four_concurrent_claimers_drain_2000_jobs_without_duplicates(pool: asyncpg.Pool, connect) -> None:
+    await pool.execute("INSERT INTO _ayb_jobs (type) SELECT 't' FROM generate_series(1, 2000)")
+    conns = [await connect() for _ in range(4)]
+
+    async def drain(conn: asyncpg.Connection, worker: str) -> list:
+        got = []
+        while batch := await queries.claim_jobs(conn, limit=25, lease_s=30, worker_id=worker):
+            got.extend(j.id for j in batch)
+        return got
+
+    results = await asyncio.gather(*(drain(c, f"w{i}") for i, c in enumerate(conns)))
+    every = [i for r in results for i in r]
+    assert len(every) == len(set(every)) == 2000
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'queued'") == 0
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE attempts <> 1") == 0
+
+
+def _index_names(plan: object) -> set[str]:
+    if isinstance(plan, dict):
+        names = {plan["Index Name"]} if "Index Name" in plan else set()
+        return names.union(*(_index_names(v) for v in plan.values()))
+    if isinstance(plan, list):
+        return set().union(*(_index_names(v) for v in plan))
+    return set()
+
+
+async def test_claim_query_uses_the_partial_claim_index(pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "INSERT INTO _ayb_jobs (type, run_at) "
+        "SELECT 't', now() - make_interval(secs => i) FROM generate_series(1, 100000) i"
+    )
+    await pool.execute("INSERT INTO _ayb_jobs (type, state) SELECT 't', 'completed' FROM generate_series(1, 1000)")
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE _ayb_jobs")
+        await conn.execute("PREPARE claim_plan(int, float8, text) AS " + SQL["claim_jobs"])
+        plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(10, 30, 'w')"))
+        await conn.execute("DEALLOCATE claim_plan")
+    assert "idx_ayb_jobs_claimable" in _index_names(plan), json.dumps(plan, indent=1)
