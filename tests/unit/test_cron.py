@@ -26,9 +26,7 @@ def fires_between(expr: str, tz: str, start: str, end: str) -> list[str]:
 
 
 def local_labels(expr: str, tz: str, start: str, end: str) -> list[str]:
-    return [
-        utc(f).astimezone(ZoneInfo(tz)).strftime("%H:%M %Z") for f in fires_between(expr, tz, start, end)
-    ]
+    return [utc(f).astimezone(ZoneInfo(tz)).strftime("%H:%M %Z") for f in fires_between(expr, tz, start, end)]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ first cronsim result strictly after `after` — the same "no re-run in the secon
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
@@ -68,7 +68,7 @@ expressions = st.tuples(
 ).map(" ".join)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _transitions(zone_name: str, year: int) -> tuple[datetime, ...]:
     """UTC instants in `year` where the zone's offset changes (hourly scan, then to the minute)."""
     zone, found = ZoneInfo(zone_name), []

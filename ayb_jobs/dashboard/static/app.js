@@ -330,6 +330,11 @@ const STAT_ITEMS = [
   ["failed", "Failed"], ["canceled", "Canceled"],
 ];
 
+/** A table cell; the label shows above the value when tables stack on narrow screens. */
+function cell(label, ...content) {
+  return h("td", { "data-label": label }, h("div", { class: "cell-body" }, ...content));
+}
+
 function badge(jobState) {
   return h("span", { class: `badge badge-${jobState}` }, jobState);
 }
@@ -458,7 +463,6 @@ function jobRow(job) {
   const actions = [];
   if (job.state === "failed" || job.state === "canceled") actions.push(actionButton("retry", job));
   if (job.state === "queued") actions.push(actionButton("cancel", job));
-  const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
   return h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("State", badge(job.state)),
     cell("Type", h("span", { class: "mono" }, job.type)),
@@ -576,10 +580,10 @@ function jobDetail(job, act) {
       h("caption", { class: "sr-only" }, "Error history, one row per failed attempt"),
       h("thead", {}, h("tr", {}, ["Attempt", "At", "Worker", "Error"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, history.map((e) => h("tr", {},
-        h("td", { "data-label": "Attempt" }, String(e.attempt ?? "")),
-        h("td", { "data-label": "At" }, timeEl(e.at)),
-        h("td", { "data-label": "Worker" }, h("span", { class: "mono" }, e.worker_id ?? e.workerId ?? "—")),
-        h("td", { "data-label": "Error" }, h("pre", { class: "error-text wrap" }, e.error ?? "")))))));
+        cell("Attempt", String(e.attempt ?? "")),
+        cell("At", timeEl(e.at)),
+        cell("Worker", h("span", { class: "mono" }, e.worker_id ?? e.workerId ?? "—")),
+        cell("Error", h("pre", { class: "error-text wrap" }, e.error ?? "")))))));
   return [
     actions.length ? h("div", { class: "detail-actions" }, actions) : null,
     h("h2", {}, "Fields"), fields,
@@ -647,7 +651,6 @@ function busyButton(key, attrs, label, run, refresh) {
 }
 
 function scheduleRow(s, refresh) {
-  const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
   const toggle = busyButton(`toggle:${s.id}`, { role: "switch", "aria-checked": String(s.enabled),
     class: `switch ${s.enabled ? "on" : "off"}`, "aria-label": `Enabled: ${s.name}` },
   s.enabled ? "On" : "Off", async () => {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs and run it: the virtualenv, Debian's chromium (dashboard
+# tests) and systemd (unit-file check) when missing, a running PostgreSQL. Extra arguments go to
+# pytest, e.g. `scripts/test.sh tests/db -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "scripts/test.sh: please install: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
+        exit 1
+    fi
+fi
+
+# The suite needs a PostgreSQL server: AYB_TEST_DATABASE_URL, else the local one on 127.0.0.1:5432.
+if [ -z "${AYB_TEST_DATABASE_URL:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+    fi
+    pg_isready -h 127.0.0.1 -p 5432 || {
+        echo "scripts/test.sh: no PostgreSQL on 127.0.0.1:5432; start one or set AYB_TEST_DATABASE_URL" >&2
+        exit 1
+    }
+fi
+
+exec .venv/bin/python -m pytest "$@"

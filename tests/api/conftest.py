@@ -1,0 +1,58 @@
+"""An app over a real JobService and database, called in-process through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from ayb_jobs.api.app import create_app
+from ayb_jobs.handlers import default_registry
+from ayb_jobs.metrics import Metrics
+from ayb_jobs.service import JobService
+
+TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Readiness:
+    """A readiness callable the test controls: `reason = None` means ready."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    async def __call__(self) -> str | None:
+        return self.reason
+
+
+@pytest.fixture
+def service(pool) -> JobService:
+    return JobService(pool, default_registry())
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def readiness() -> Readiness:
+    return Readiness()
+
+
+@pytest.fixture
+def make_client(service, metrics, readiness) -> Callable[..., httpx.AsyncClient]:
+    def make(*, jobs_enabled: bool = True, with_service: bool = True, auth: bool = True) -> httpx.AsyncClient:
+        app = create_app(service if with_service else None, token=TOKEN, jobs_enabled=jobs_enabled,
+                         metrics=metrics, readiness=readiness)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                 headers=AUTH if auth else {})
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as c:
+        yield c
