@@ -29,6 +29,10 @@ MAX_BODY_BYTES = 1024 * 1024
 log = structlog.get_logger("ayb_jobs.api")
 
 
+class JobsDisabled(AybJobsError):
+    """The job queue is not enabled on this daemon (503)."""
+
+
 def envelope(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"code": status, "message": message, **extra}, status_code=status)
 
@@ -40,7 +44,7 @@ def status_for(exc: AybJobsError) -> int:
         return 409
     if isinstance(exc, InvalidInput):
         return 400
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, DatabaseUnavailable | JobsDisabled):
         return 503
     return 500
 

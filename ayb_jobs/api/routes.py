@@ -12,17 +12,13 @@ from pydantic import ValidationError, WithJsonSchema
 
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import bearer_scheme
-from ayb_jobs.api.errors import MAX_BODY_BYTES, BodyTooLarge, validation_message
-from ayb_jobs.errors import AybJobsError, InvalidInput
+from ayb_jobs.api.errors import MAX_BODY_BYTES, BodyTooLarge, JobsDisabled, validation_message
+from ayb_jobs.errors import InvalidInput
 from ayb_jobs.models import iso
 from ayb_jobs.service import MAX_LIST_LIMIT, MAX_PREVIEW_COUNT, JobService
 
 JOBS_DISABLED = "job queue is not enabled; set jobs.enabled = true"
 MAX_OFFSET = 1_000_000_000
-
-
-class JobsDisabled(AybJobsError):
-    """The job queue is not enabled on this daemon (503)."""
 
 
 async def get_service(request: Request) -> JobService:

@@ -111,7 +111,8 @@ RETURNING j.id;
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
 -- or to failed when their attempts are used up, so a job that kills its worker cannot loop.
--- Backoff mirrors backoff.py; $2 is the jitter in [0, 1), chosen by the caller.
+-- Backoff mirrors backoff.py (exponent capped at 16, so a row with thousands of attempts cannot
+-- overflow power() and fail the whole batch); $2 is the jitter in [0, 1), chosen by the caller.
 -- $1 batch limit, $2 jitter seconds
 WITH expired AS MATERIALIZED (
     SELECT id, worker_id FROM _ayb_jobs
@@ -126,7 +127,7 @@ WITH expired AS MATERIALIZED (
 UPDATE _ayb_jobs j
 SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
     run_at = CASE WHEN j.attempts < j.max_attempts
-                  THEN now() + make_interval(secs => least(5 * power(2, greatest(j.attempts, 1) - 1), 300)
+                  THEN now() + make_interval(secs => least(5 * power(2, least(greatest(j.attempts, 1) - 1, 16)), 300)
                                                      + $2::float8)
                   ELSE j.run_at END,
     last_error = msg.err, lease_until = NULL, worker_id = NULL, updated_at = now(),

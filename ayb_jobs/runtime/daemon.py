@@ -89,7 +89,6 @@ class Daemon:
             log.error("daemon_start_failed", error=exc.message, exit_code=code)
             await self.close_resources()
             return code
-        self.install_signals()
         await self.main_loop()
         await self.shutdown()
         return self.exit_code
@@ -110,6 +109,9 @@ class Daemon:
             self.start_legacy_mode()
         if self._sock is not None:
             await self.start_http()
+        # Before READY=1 and daemon_started: a SIGTERM sent as soon as we say we are up must start an
+        # orderly shutdown, not kill the process with the default action.
+        self.install_signals()
         self.notifier.ready()
         self.spawn("supervision", self.supervise())
         log.info("daemon_started", worker_id=self.worker_id, pid=os.getpid(),
@@ -241,6 +243,8 @@ class Daemon:
             if task is stop_wait:
                 continue
             exc = task.exception() if not task.cancelled() else None
+            if exc is None and not task.cancelled() and self.stop_requested.is_set():
+                continue  # it ended because of the stop request (supervision does), in the same tick
             log.error("core_task_died", task=task.get_name(), error=repr(exc))
             self.exit_code = 1
 

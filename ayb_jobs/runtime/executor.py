@@ -37,9 +37,11 @@ StopReason = Literal["shutdown", "lease_lost"]
 
 log = structlog.get_logger("ayb_jobs.executor")
 
-# asyncpg errors that mean our own connection to Postgres went away mid-job.
+# asyncpg errors that mean our own connection to Postgres went away mid-job. InternalClientError
+# ("cannot switch to state 15; another operation (2) is in progress") is what a pooled connection
+# killed by a server restart raises when it is handed out before asyncpg noticed the close.
 _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-                    asyncpg.AdminShutdownError)
+                    asyncpg.AdminShutdownError, asyncpg.InternalClientError)
 
 
 def truncate_error(text: str) -> str:

@@ -44,6 +44,7 @@ class Listener:
             await conn.add_listener(CHANNEL, self._on_notify)
             self.connected.set()
             backoff.reset()
+            log.debug("listener_ready", channel=CHANNEL)  # tests wait on it before timing a NOTIFY
             if reconnect:
                 log.info("listener_reconnected")
                 self._wake()  # catch up: notifications sent while we were away are lost

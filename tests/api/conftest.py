@@ -42,10 +42,12 @@ def readiness() -> Readiness:
 
 
 @pytest.fixture
-def make_client(service, metrics, readiness) -> Callable[..., httpx.AsyncClient]:
-    def make(*, jobs_enabled: bool = True, with_service: bool = True, auth: bool = True) -> httpx.AsyncClient:
-        app = create_app(service if with_service else None, token=TOKEN, jobs_enabled=jobs_enabled,
-                         metrics=metrics, readiness=readiness)
+def make_client(metrics, readiness) -> Callable[..., httpx.AsyncClient]:
+    """A client factory; without `service` the app has no database (enough for auth, probes, 503s)."""
+
+    def make(service: JobService | None = None, *, jobs_enabled: bool = True,
+             auth: bool = True) -> httpx.AsyncClient:
+        app = create_app(service, token=TOKEN, jobs_enabled=jobs_enabled, metrics=metrics, readiness=readiness)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
                                  headers=AUTH if auth else {})
 
@@ -53,6 +55,6 @@ def make_client(service, metrics, readiness) -> Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture
-async def client(make_client) -> AsyncIterator[httpx.AsyncClient]:
-    async with make_client() as c:
+async def client(make_client, service) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(service) as c:
         yield c

@@ -35,6 +35,7 @@ class Dashboard:
     base: str
     page: Page
     requests: list[str] = field(default_factory=list)
+    token: str = TOKEN
 
     async def login(self, token: str = TOKEN) -> None:
         await self.page.goto(self.base + "/admin/")
@@ -42,6 +43,12 @@ class Dashboard:
         await self.page.get_by_role("button", name="Sign in").click()
         if token == TOKEN:
             await self.page.get_by_role("heading", name="Jobs", exact=True).wait_for()
+
+    async def open(self, view: str = "jobs") -> None:
+        """Open a view already signed in (the token put in sessionStorage, as the login form does)."""
+        await self.page.add_init_script(f"sessionStorage.setItem('ayb-jobs.admin-token', {TOKEN!r})")
+        await self.page.goto(f"{self.base}/admin/#/{view}")
+        await self.page.locator("#view-title").wait_for()
 
 
 @pytest.fixture(scope="session")

@@ -86,8 +86,8 @@ async def _seed_for_listing(pool: asyncpg.Pool) -> list:
     """Five jobs with distinct created_at (oldest first): types a,b,a,b,a; the second one canceled."""
     jobs = [await add_job(pool, job_type) for job_type in ("a", "b", "a", "b", "a")]
     for age, job in zip(range(5, 0, -1), jobs, strict=True):
-        await pool.execute("UPDATE _ayb_jobs SET created_at = now() - make_interval(mins => $2) WHERE id = $1",
-                           job.id, age)
+        await pool.execute(
+            "UPDATE _ayb_jobs SET created_at = now() - make_interval(mins => $2) WHERE id = $1", job.id, age)
     await queries.cancel_job(pool, jobs[1].id)
     return jobs
 
@@ -127,7 +127,8 @@ async def test_stats_counts_each_state_and_the_scheduled(service: JobService, po
     assert 100 <= s.oldest_queued_age_sec < 110
 
 
-async def test_stats_age_is_zero_when_only_future_jobs_are_queued(service: JobService, pool: asyncpg.Pool) -> None:
+async def test_stats_age_is_zero_when_only_future_jobs_are_queued(service: JobService,
+                                                                   pool: asyncpg.Pool) -> None:
     await add_job(pool, run_at=await db_now(pool) + timedelta(hours=1))
     s = await service.stats()
     assert (s.queued, s.scheduled, s.oldest_queued_age_sec) == (1, 1, 0.0)

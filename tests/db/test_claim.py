@@ -56,7 +56,8 @@ async def test_a_second_claimer_skips_rows_locked_by_the_first(pool: asyncpg.Poo
     assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'running'") == 3
 
 
-async def test_four_concurrent_claimers_drain_2000_jobs_without_duplicates(pool: asyncpg.Pool, connect) -> None:
+async def test_four_concurrent_claimers_drain_2000_jobs_without_duplicates(pool: asyncpg.Pool,
+                                                                             connect) -> None:
     await pool.execute("INSERT INTO _ayb_jobs (type) SELECT 't' FROM generate_series(1, 2000)")
     conns = [await connect() for _ in range(4)]
 
@@ -87,7 +88,8 @@ async def test_claim_query_uses_the_partial_claim_index(pool: asyncpg.Pool) -> N
         "INSERT INTO _ayb_jobs (type, run_at) "
         "SELECT 't', now() - make_interval(secs => i) FROM generate_series(1, 100000) i"
     )
-    await pool.execute("INSERT INTO _ayb_jobs (type, state) SELECT 't', 'completed' FROM generate_series(1, 1000)")
+    await pool.execute(
+        "INSERT INTO _ayb_jobs (type, state) SELECT 't', 'completed' FROM generate_series(1, 1000)")
     async with pool.acquire() as conn:
         await conn.execute("ANALYZE _ayb_jobs")
         await conn.execute("PREPARE claim_plan(int, float8, text) AS " + SQL["claim_jobs"])

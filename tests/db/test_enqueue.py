@@ -46,8 +46,9 @@ async def test_duplicate_idempotency_key_names_the_existing_job(pool: asyncpg.Po
 async def test_a_batch_with_a_duplicate_inserts_nothing_from_a_pool(pool: asyncpg.Pool) -> None:
     first = await add_job(pool, idempotency_key="k1")
     with pytest.raises(DuplicateJob) as caught:
-        await queries.enqueue_jobs(pool, [NewJob(TYPE, idempotency_key="k0"), NewJob(TYPE, idempotency_key="k1")],
-                                   default_max_attempts=3)
+        await queries.enqueue_jobs(
+            pool, [NewJob(TYPE, idempotency_key="k0"), NewJob(TYPE, idempotency_key="k1")],
+            default_max_attempts=3)
     assert caught.value.existing_job_id == str(first.id)
     assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs") == 1
 
@@ -91,7 +92,7 @@ async def test_future_job_counts_as_scheduled_not_due(pool: asyncpg.Pool) -> Non
 
 
 async def test_service_rejects_unknown_types_naming_the_registered_ones(service: JobService) -> None:
-    with pytest.raises(UnknownJobType, match="unknown job type 'nope'; registered: .*job_prune"):
+    with pytest.raises(UnknownJobType, match=r"unknown job type 'nope'; registered: .*job_prune"):
         await service.enqueue("nope")
 
 

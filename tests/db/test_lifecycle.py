@@ -26,7 +26,8 @@ async def test_failed_attempt_is_retried_after_a_fractional_backoff(pool: asyncp
     job = await add_job(pool, max_attempts=3)
     claimed = await claim_one(pool, "w1")
     delay = backoff_seconds(claimed.attempts, rand=lambda: 0.375)
-    result = await queries.fail_jobs(pool, [Failure(fence(claimed), "ValueError: boom", delay)], worker_id="w1")
+    failure = Failure(fence(claimed), "ValueError: boom", delay)
+    result = await queries.fail_jobs(pool, [failure], worker_id="w1")
     assert result == {job.id: JobState.QUEUED}
     r = await row(pool, job.id)
     assert r["state"] == "queued" and r["last_error"] == "ValueError: boom"
@@ -58,8 +59,8 @@ async def test_attempts_exhausted_is_terminal_failed(pool: asyncpg.Pool) -> None
 async def test_a_non_retryable_failure_fails_at_once(pool: asyncpg.Pool) -> None:
     job = await add_job(pool, max_attempts=5)
     claimed = await claim_one(pool)
-    got = await queries.fail_jobs(pool, [Failure(fence(claimed), "InvalidPayload: bad", 1.0, retryable=False)],
-                                  worker_id="w1")
+    failure = Failure(fence(claimed), "InvalidPayload: bad", 1.0, retryable=False)
+    got = await queries.fail_jobs(pool, [failure], worker_id="w1")
     assert got == {job.id: JobState.FAILED}
 
 

@@ -138,7 +138,8 @@ async def test_state_and_max_attempts_checks(pool: asyncpg.Pool) -> None:
 
 async def test_schedule_fk_sets_null_on_delete(pool: asyncpg.Pool) -> None:
     fk = await pool.fetchrow(
-        "SELECT c.contype::text AS contype, c.confdeltype::text AS confdeltype, c.confrelid::regclass::text AS target, n.nspname "
+        "SELECT c.contype::text AS contype, c.confdeltype::text AS confdeltype, "
+        "c.confrelid::regclass::text AS target, n.nspname "
         "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
         "WHERE c.conname = 'fk_ayb_jobs_schedule_id'"
     )
@@ -149,7 +150,7 @@ async def test_schedule_fk_sets_null_on_delete(pool: asyncpg.Pool) -> None:
 
 async def test_schedule_name_is_unique(pool: asyncpg.Pool) -> None:
     rows = await pool.fetch(
-        "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conrelid = '_ayb_job_schedules'::regclass "
-        "AND contype = 'u'"
+        "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint "
+        "WHERE conrelid = '_ayb_job_schedules'::regclass AND contype = 'u'"
     )
     assert [r["d"] for r in rows] == ["UNIQUE (name)"]

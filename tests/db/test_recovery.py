@@ -52,3 +52,15 @@ async def test_recovery_is_bounded_per_call(pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE _ayb_jobs SET lease_until = now() - interval '1 minute'")
     assert len(await queries.recover_expired(pool, jitter_s=0.0, limit=2)) == 2
     assert len(await queries.recover_expired(pool, jitter_s=0.0, limit=2)) == 1
+
+
+async def test_recovery_backoff_is_capped_for_huge_attempt_counts(pool: asyncpg.Pool) -> None:
+    # Rows written by other languages may allow thousands of attempts; 2^1999 must not overflow.
+    job = await add_job(pool, max_attempts=5000)
+    await pool.execute("UPDATE _ayb_jobs SET attempts = 1998 WHERE id = $1", job.id)
+    await claim_one(pool)
+    await expire_lease(pool, job.id)
+    [rec] = await queries.recover_expired(pool, jitter_s=0.5)
+    assert rec.state is JobState.QUEUED
+    r = await row(pool, job.id)
+    assert r["run_at"] - r["updated_at"] == timedelta(seconds=300.5)

@@ -571,7 +571,7 @@ function jobDetail(job, act) {
     else if (TIME_FIELDS.has(key)) value = timeEl(job[key]);
     else if (key === "id" || key === "scheduleId" || key === "workerId") value = h("span", { class: "mono" }, value);
     else if (key === "lastError") value = h("pre", { class: "error-text wrap" }, value);
-    fields.append(h("div", {}, h("dt", {}, label), h("dd", {}, value)));
+    fields.append(h("div", { class: key === "lastError" ? "full" : null }, h("dt", {}, label), h("dd", {}, value)));
   }
   const history = job.errors || [];
   const errorsTable = history.length === 0
@@ -829,6 +829,11 @@ function scheduleForm(schedule, gen) {
     return parsed;
   };
   payload.addEventListener("blur", checkPayload);
+  // Clear a shown error as soon as the text is fixed (not on blur: a layout shift there can move the
+  // Save button away from under the pointer between mousedown and mouseup).
+  payload.addEventListener("input", () => {
+    if (payloadError.textContent) checkPayload();
+  });
 
   const checkMax = () => {
     const n = Number(maxAttempts.value);

@@ -1,0 +1,350 @@
+"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (SPEC §9).
+
+Every argument is checked here before any request (bad UUID, JSON, cron, number → InvalidInput, exit 2);
+the server's errors are printed with its message (exit 1). Numbers are parsed by hand rather than by
+argparse so that a bad one is one line on stderr, like every other usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ayb_jobs import cron
+from ayb_jobs.cli import option
+from ayb_jobs.cli.client import AdminClient, connect
+from ayb_jobs.errors import InvalidInput
+from ayb_jobs.models import JobState
+
+ERROR_WIDTH = 60
+
+
+def add_commands(subparsers: argparse._SubParsersAction,
+                 parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Register `jobs` and `schedules`. `parents` (the shared options) is optional: the CLI's own
+    subparsers action already adds them to every parser."""
+    _add_jobs(subparsers, list(parents))
+    _add_schedules(subparsers, list(parents))
+
+
+def _leaf(sub: argparse._SubParsersAction, name: str, parents: list[argparse.ArgumentParser],
+          func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _group(subparsers: argparse._SubParsersAction, name: str, help_text: str,
+           parents: list[argparse.ArgumentParser]) -> argparse._SubParsersAction:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=parents)
+    sub = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    sub.required = True
+    return sub
+
+
+def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    sub = _group(subparsers, "jobs", "inspect and manage jobs of a running daemon", parents)
+    p = _leaf(sub, "list", parents, cmd_jobs_list, "list jobs, newest first")
+    p.add_argument("--state", help="queued, running, completed, failed or canceled")
+    p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--limit", metavar="N", help="at most N jobs (1-500, default 50)")
+    p.add_argument("--offset", metavar="N", help="skip the first N jobs")
+    _leaf(sub, "get", parents, cmd_jobs_get, "show one job").add_argument("id", metavar="ID")
+    p = _leaf(sub, "enqueue", parents, cmd_jobs_enqueue, "enqueue a job of a registered type")
+    p.add_argument("job_type", metavar="TYPE")
+    p.add_argument("--payload", metavar="JSON", help="a JSON object (default {})")
+    p.add_argument("--run-at", metavar="ISO", help="not before this time, e.g. 2026-01-01T00:00:00Z")
+    p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+    p.add_argument("--idempotency-key", metavar="K", help="reject a second job with the same key")
+    _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
+        "id", metavar="ID")
+    _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
+    _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
+
+
+def _schedule_fields(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cron", metavar="EXPR", help="5-field cron expression or @daily etc.")
+    p.add_argument("--timezone", metavar="TZ", help="IANA timezone (default UTC)")
+    p.add_argument("--payload", metavar="JSON", help="a JSON object")
+    p.add_argument("--enabled", metavar="true|false")
+    p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+
+
+def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    sub = _group(subparsers, "schedules", "inspect and manage cron schedules of a running daemon", parents)
+    _leaf(sub, "list", parents, cmd_schedules_list, "list schedules")
+    _leaf(sub, "get", parents, cmd_schedules_get, "show one schedule").add_argument("id", metavar="ID")
+    p = _leaf(sub, "create", parents, cmd_schedules_create, "create a schedule")
+    p.add_argument("--name", required=True)
+    p.add_argument("--job-type", required=True, metavar="TYPE")
+    _schedule_fields(p)
+    p = _leaf(sub, "update", parents, cmd_schedules_update, "change the given fields of a schedule")
+    p.add_argument("id", metavar="ID")
+    _schedule_fields(p)
+    for name, func, text in (("enable", cmd_schedules_enable, "enable a schedule"),
+                             ("disable", cmd_schedules_disable, "disable a schedule"),
+                             ("delete", cmd_schedules_delete, "delete a schedule"),
+                             ("trigger", cmd_schedules_trigger, "enqueue one run of a schedule now")):
+        _leaf(sub, name, parents, func, text).add_argument("id", metavar="ID")
+    p = _leaf(sub, "preview", parents, cmd_schedules_preview, "next fire times of a cron expression")
+    p.add_argument("expr", metavar="EXPR")
+    p.add_argument("--timezone", metavar="TZ")
+    p.add_argument("--count", metavar="N", help="how many times (1-50, default 5)")
+
+
+# --- argument checks (exit 2, before any request) ------------------------------------------------------
+
+
+def parse_uuid(text: str, what: str) -> str:
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise InvalidInput(f"invalid {what} id '{text}': must be a UUID") from None
+
+
+def parse_int(text: str | None, flag: str, low: int, high: int | None = None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{flag} must be an integer, got '{text}'") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise InvalidInput(f"{flag} must be {bounds}, got {value}")
+    return value
+
+
+def parse_payload(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"--payload must be a JSON object, got {type(value).__name__}: {text}")
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise InvalidInput(f"--payload is not valid JSON: {name} is not allowed")
+
+
+def parse_bool(text: str | None, flag: str) -> bool | None:
+    if text is None:
+        return None
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise InvalidInput(f"{flag} must be true or false, got '{text}'")
+    return lowered in ("true", "1")
+
+
+def parse_time(text: str | None, flag: str) -> str | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{flag} must be an ISO 8601 time like 2026-01-01T00:00:00Z, got '{text}'") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{flag} must include a timezone, e.g. 2026-01-01T00:00:00Z or +02:00")
+    return value.isoformat()
+
+
+def parse_cron(text: str | None) -> str | None:
+    return None if text is None else cron.validate_cron(text)
+
+
+def parse_timezone(text: str | None) -> str | None:
+    if text is not None:
+        cron.validate_timezone(text)
+    return text
+
+
+def parse_state(text: str | None) -> str | None:
+    if text is not None and text not in set(JobState):
+        raise InvalidInput(f"--state must be one of {', '.join(JobState)}, got '{text}'")
+    return text
+
+
+# --- output -----------------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> AdminClient:
+    return connect(option(args, "url"), option(args, "admin_token"), option(args, "config"))
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    with _client(args) as client:
+        return client.call(method, path, **kwargs)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> int:
+    print(json.dumps(data, indent=2) if option(args, "json") else text(data))
+    return 0
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+
+
+def _short(text: str | None, width: int = ERROR_WIDTH) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _job_rows(jobs: list[dict[str, Any]]) -> str:
+    rows = [(j["id"], j["type"], j["state"], f"{j['attempts']}/{j['maxAttempts']}", j["runAt"], j["createdAt"],
+             _short(j.get("lastError"))) for j in jobs]
+    return table(("ID", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR"), rows)
+
+
+def _details(obj: dict[str, Any]) -> str:
+    rows = []
+    for key, value in obj.items():
+        if key == "errors":
+            continue
+        rows.append((f"{key}:", json.dumps(value) if isinstance(value, dict | list | bool) else value))
+    text = table(("", ""), rows).split("\n", 1)[1]
+    for err in obj.get("errors") or []:
+        text += f"\nerror (attempt {err.get('attempt')}, {err.get('at')}): {_short(err.get('error'), 200)}"
+    return text
+
+
+def _schedule_line(verb: str) -> Callable[[dict[str, Any]], str]:
+    def line(s: dict[str, Any]) -> str:
+        nxt = f"next run {s['nextRunAt']}" if s.get("nextRunAt") else "disabled, no next run"
+        return f"{verb} schedule {s['name']} ({s['id']}): {s['cronExpr']} {s['timezone']}, {nxt}"
+
+    return line
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    params = {"state": parse_state(args.state), "type": args.job_type,
+              "limit": parse_int(args.limit, "--limit", 1, 500), "offset": parse_int(args.offset, "--offset", 0)}
+    data = _call(args, "GET", "/jobs", params=params)
+    return _emit(args, data, lambda d: f"{_job_rows(d['items'])}\n{d['count']} of {d['total']} jobs")
+
+
+def cmd_jobs_get(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", f"/jobs/{parse_uuid(args.id, 'job')}")
+    return _emit(args, data, _details)
+
+
+def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
+    body = {"type": args.job_type, "payload": parse_payload(args.payload),
+            "runAt": parse_time(args.run_at, "--run-at"),
+            "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
+            "idempotencyKey": args.idempotency_key}
+    data = _call(args, "POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
+    return _emit(args, data, lambda j: f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}")
+
+
+def cmd_jobs_retry(args: argparse.Namespace) -> int:
+    data = _call(args, "POST", f"/jobs/{parse_uuid(args.id, 'job')}/retry")
+    return _emit(args, data, lambda j: f"job {j['id']} ({j['type']}) queued again")
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    data = _call(args, "POST", f"/jobs/{parse_uuid(args.id, 'job')}/cancel")
+    return _emit(args, data, lambda j: f"job {j['id']} ({j['type']}) canceled")
+
+
+def cmd_jobs_stats(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", "/jobs/stats")
+
+    def text(d: dict[str, Any]) -> str:
+        age = d["oldestQueuedAgeSec"]
+        rows = [(k, d[k]) for k in ("queued", "scheduled", "running", "completed", "failed", "canceled")]
+        return table(("STATE", "JOBS"), rows) + f"\noldest due job waiting: {_age(age)}"
+
+    return _emit(args, data, text)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, math.floor(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+# --- schedules --------------------------------------------------------------------------------------
+
+
+def cmd_schedules_list(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", "/schedules")
+
+    def text(d: dict[str, Any]) -> str:
+        rows = [(s["id"], s["name"], s["jobType"], s["cronExpr"], s["timezone"],
+                 "yes" if s["enabled"] else "no", s.get("nextRunAt", "-"), s.get("lastRunAt", "-"))
+                for s in d["items"]]
+        headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN")
+        return f"{table(headers, rows)}\n{d['count']} schedules"
+
+    return _emit(args, data, text)
+
+
+def cmd_schedules_get(args: argparse.Namespace) -> int:
+    return _emit(args, _call(args, "GET", f"/schedules/{parse_uuid(args.id, 'schedule')}"), _details)
+
+
+def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
+    body = {"cronExpr": parse_cron(args.cron), "timezone": parse_timezone(args.timezone),
+            "payload": parse_payload(args.payload), "enabled": parse_bool(args.enabled, "--enabled"),
+            "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100)}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def cmd_schedules_create(args: argparse.Namespace) -> int:
+    if args.cron is None:
+        raise InvalidInput("schedules create needs --cron EXPR")
+    body = {"name": args.name, "jobType": args.job_type, **_schedule_body(args)}
+    return _emit(args, _call(args, "POST", "/schedules", body=body), _schedule_line("created"))
+
+
+def cmd_schedules_update(args: argparse.Namespace) -> int:
+    sid = parse_uuid(args.id, "schedule")
+    body = _schedule_body(args)
+    if not body:
+        raise InvalidInput("nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts")
+    return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
+
+
+def cmd_schedules_enable(args: argparse.Namespace) -> int:
+    data = _call(args, "POST", f"/schedules/{parse_uuid(args.id, 'schedule')}/enable")
+    return _emit(args, data, _schedule_line("enabled"))
+
+
+def cmd_schedules_disable(args: argparse.Namespace) -> int:
+    data = _call(args, "POST", f"/schedules/{parse_uuid(args.id, 'schedule')}/disable")
+    return _emit(args, data, _schedule_line("disabled"))
+
+
+def cmd_schedules_delete(args: argparse.Namespace) -> int:
+    sid = parse_uuid(args.id, "schedule")
+    _call(args, "DELETE", f"/schedules/{sid}")
+    return _emit(args, {"id": sid, "deleted": True}, lambda _d: f"deleted schedule {sid}")
+
+
+def cmd_schedules_trigger(args: argparse.Namespace) -> int:
+    sid = parse_uuid(args.id, "schedule")
+    data = _call(args, "POST", f"/schedules/{sid}/trigger")
+    return _emit(args, data, lambda j: f"triggered schedule {sid}: job {j['id']} ({j['type']}) queued")
+
+
+def cmd_schedules_preview(args: argparse.Namespace) -> int:
+    params = {"expr": parse_cron(args.expr), "timezone": parse_timezone(args.timezone),
+              "count": parse_int(args.count, "--count", 1, 50)}
+    data = _call(args, "GET", "/cron/preview", params=params)
+    return _emit(args, data, lambda d: "\n".join(d["times"]))

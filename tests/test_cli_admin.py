@@ -1,0 +1,310 @@
+"""The admin CLI (`python -m ayb_jobs jobs …`, `schedules …`) against a real HTTP server and database.
+
+The server is uvicorn serving `create_app` in a background thread with its own event loop and pool;
+it counts requests, so a test can show that bad input is rejected before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import uvicorn
+
+from ayb_jobs.api.app import create_app
+from ayb_jobs.handlers import default_registry
+from ayb_jobs.metrics import Metrics
+from ayb_jobs.service import JobService
+
+TOKEN = "cli-test-admin-token-0123456789"
+ADMIN_URL = os.environ.get("AYB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+START_TIMEOUT_S = 15
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # signals belong to pytest, not to this server
+        yield
+
+
+class LiveServer:
+    """uvicorn + create_app in a thread; `requests` counts the HTTP requests it received."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._server: _QuietServer | None = None
+        self._thread = threading.Thread(target=self._run, name="cli-test-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._started.wait(START_TIMEOUT_S) or self._error:
+            raise RuntimeError(f"test server did not start: {self._error!r}")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        self._thread.join(START_TIMEOUT_S)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start() instead of dying silently in the thread
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
+        try:
+            app = create_app(JobService(pool, default_registry()), token=TOKEN, jobs_enabled=True,
+                             metrics=Metrics(), readiness=_ready)
+            config = uvicorn.Config(self._counting(app), log_config=None, lifespan="off", access_log=False)
+            self._server = _QuietServer(config)
+            serve = asyncio.create_task(self._server.serve(sockets=[self.sock]))
+            while not self._server.started and not serve.done():
+                await asyncio.sleep(0.01)
+            self._started.set()
+            await serve
+        finally:
+            await pool.close()
+
+    def _counting(self, app):
+        async def counted(scope, receive, send):
+            if scope["type"] == "http":
+                self.requests += 1
+            await app(scope, receive, send)
+
+        return counted
+
+
+async def _ready() -> str | None:
+    return None
+
+
+def _url_for(dbname: str) -> str:
+    return urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="module")
+async def live_db(template_db: str) -> AsyncIterator[str]:
+    """One migrated database for this module; tests create their own rows and names."""
+    name = f"ayb_cli_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        yield _url_for(name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def server(live_db: str) -> Iterator[LiveServer]:
+    srv = LiveServer(live_db)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _env(tmp: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYB_")}
+    env.update(HOME=tmp, XDG_DATA_HOME=os.path.join(tmp, "data"), PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    return _env(str(tmp_path_factory.mktemp("cli-home")))
+
+
+def run_cli(env: dict[str, str], *args: str, url: str | None = None,
+            token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+    extra = (["--url", url] if url else []) + (["--admin-token", token] if token else [])
+    return subprocess.run([sys.executable, "-m", "ayb_jobs", *args, *extra], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+@pytest.fixture
+def cli(server: LiveServer, cli_env: dict[str, str]):
+    def call(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = run_cli(cli_env, *args, url=server.url)
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return call
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(result.stdout)
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+def test_enqueue_get_list_cancel_retry(cli) -> None:
+    key = f"k-{uuid.uuid4().hex}"
+    job = as_json(cli("jobs", "enqueue", "job_prune", "--payload", '{"completed_retention_hours": 5}',
+                      "--run-at", "2030-01-01T00:00:00Z", "--max-attempts", "4", "--idempotency-key", key,
+                      "--json"))
+    assert job["type"] == "job_prune" and job["maxAttempts"] == 4 and job["idempotencyKey"] == key
+    assert job["runAt"] == "2030-01-01T00:00:00Z" and job["payload"] == {"completed_retention_hours": 5}
+
+    shown = as_json(cli("jobs", "get", job["id"], "--json"))
+    assert shown["id"] == job["id"]
+
+    listed = as_json(cli("jobs", "list", "--type", "job_prune", "--state", "queued", "--limit", "500", "--json"))
+    assert job["id"] in [j["id"] for j in listed["items"]] and listed["total"] >= 1
+    table = cli("jobs", "list", "--type", "job_prune").stdout.splitlines()
+    assert table[0].split()[:3] == ["ID", "TYPE", "STATE"] and any(job["id"] in line for line in table)
+
+    canceled = cli("jobs", "cancel", job["id"])
+    assert canceled.stdout.strip() == f"job {job['id']} (job_prune) canceled"
+    retried = as_json(cli("jobs", "retry", job["id"], "--json"))
+    assert retried["state"] == "queued" and retried["attempts"] == 0
+
+
+def test_stats(cli) -> None:
+    cli("jobs", "enqueue", "stale_session_cleanup")
+    stats = as_json(cli("jobs", "stats", "--json"))
+    assert stats["queued"] >= 1 and "oldestQueuedAgeSec" in stats
+    text = cli("jobs", "stats").stdout
+    assert text.splitlines()[0].split() == ["STATE", "JOBS"] and "oldest due job waiting" in text
+
+
+def test_server_errors_exit_1_with_the_servers_message(cli) -> None:
+    missing = cli("jobs", "get", str(uuid.uuid4()), ok=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr and missing.stderr.count("\n") == 1
+    unknown = cli("jobs", "enqueue", "no_such_type", ok=False)
+    assert unknown.returncode == 1 and "unknown job type 'no_such_type'; registered:" in unknown.stderr
+    key = f"dup-{uuid.uuid4().hex}"
+    cli("jobs", "enqueue", "job_prune", "--idempotency-key", key)
+    dup = cli("jobs", "enqueue", "job_prune", "--idempotency-key", key, ok=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    job = as_json(cli("jobs", "enqueue", "job_prune", "--json"))
+    not_failed = cli("jobs", "retry", job["id"], ok=False)
+    assert not_failed.returncode == 1 and not_failed.stderr.startswith("ayb-jobs: ")
+
+
+def test_wrong_token_reports_401(server, cli_env) -> None:
+    result = run_cli(cli_env, "jobs", "stats", url=server.url, token="wrong-token-wrong-token")
+    assert result.returncode == 1 and "admin authentication required" in result.stderr
+
+
+BAD_INPUT = [
+    ("jobs", "get", "not-a-uuid"),
+    ("jobs", "list", "--limit", "ten"),
+    ("jobs", "list", "--state", "sleeping"),
+    ("jobs", "enqueue", "job_prune", "--payload", "{not json"),
+    ("jobs", "enqueue", "job_prune", "--payload", "[1, 2]"),
+    ("jobs", "enqueue", "job_prune", "--max-attempts", "false", "--run-at", "tomorrow"),
+    ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "0 0 31 2 *"),
+    ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "@daily", "--enabled", "yes"),
+    ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "@daily", "--timezone", "Mars/X"),
+    ("schedules", "update", str(uuid.uuid4())),
+    ("schedules", "preview", "@daily", "--count", "51"),
+    ("schedules", "trigger", "x"),
+]
+
+
+def test_bad_input_exits_2_before_any_request(server, cli) -> None:
+    before = server.requests
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda args: cli(*args, ok=False), BAD_INPUT))
+    for args, result in zip(BAD_INPUT, results, strict=True):
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert result.stderr.startswith("ayb-jobs: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+    assert server.requests == before
+
+
+def test_stopped_daemon_is_one_line_exit_1(cli_env) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = run_cli(cli_env, "jobs", "list", url=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ayb-jobs: no ayb-jobs daemon answers at {url}: ")
+    assert "ayb-jobs run" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_url_and_token_from_config_and_token_file(server, tmp_path) -> None:
+    """Without --url/--admin-token, the CLI uses admin.listen and the daemon's token file."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(TOKEN + "\n")
+    config = tmp_path / "ayb.toml"
+    port = server.url.rsplit(":", 1)[1]
+    config.write_text(f'[admin]\nlisten = "127.0.0.1:{port}"\ntoken_file = "{token_file}"\n')
+    result = run_cli(_env(str(tmp_path)), "jobs", "stats", "--config", str(config), "--json", token=None)
+    assert result.returncode == 0, result.stderr
+    assert "queued" in as_json(result)
+
+
+# --- schedules --------------------------------------------------------------------------------------
+
+
+def test_schedule_lifecycle(cli) -> None:
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    created = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "*/5 * * * *",
+                          "--timezone", "Europe/London", "--payload", '{"failed_retention_hours": 24}',
+                          "--max-attempts", "2", "--json"))
+    sid = created["id"]
+    assert created["name"] == name and created["timezone"] == "Europe/London" and created["maxAttempts"] == 2
+    assert "nextRunAt" in created
+
+    assert as_json(cli("schedules", "get", sid, "--json"))["cronExpr"] == "*/5 * * * *"
+    listed = cli("schedules", "list")
+    assert listed.stdout.splitlines()[0].split()[:2] == ["ID", "NAME"] and name in listed.stdout
+    assert sid in [s["id"] for s in as_json(cli("schedules", "list", "--json"))["items"]]
+
+    updated = as_json(cli("schedules", "update", sid, "--cron", "@hourly", "--enabled", "false", "--json"))
+    assert updated["cronExpr"] == "0 * * * *" and updated["enabled"] is False and "nextRunAt" not in updated
+    assert cli("schedules", "enable", sid).stdout.startswith(f"enabled schedule {name} ({sid}): 0 * * * *")
+    assert as_json(cli("schedules", "disable", sid, "--json"))["enabled"] is False
+
+    job = as_json(cli("schedules", "trigger", sid, "--json"))
+    assert job["scheduleId"] == sid and job["type"] == "job_prune" and job["maxAttempts"] == 2
+
+    assert cli("schedules", "delete", sid).stdout.strip() == f"deleted schedule {sid}"
+    gone = cli("schedules", "delete", sid, ok=False)
+    assert gone.returncode == 1 and "not found" in gone.stderr
+
+
+def test_duplicate_schedule_name_is_a_server_error(cli) -> None:
+    name = f"dup_{uuid.uuid4().hex[:8]}"
+    cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily")
+    again = cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily", ok=False)
+    assert again.returncode == 1 and "a schedule with this name already exists" in again.stderr
+
+
+def test_schedule_delete_json_and_preview(cli) -> None:
+    name = f"del_{uuid.uuid4().hex[:8]}"
+    sid = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily",
+                      "--json"))["id"]
+    assert cli("schedules", "trigger", sid).stdout.startswith(f"triggered schedule {sid}: job ")
+    assert as_json(cli("schedules", "delete", sid, "--json")) == {"id": sid, "deleted": True}
+
+    times = as_json(cli("schedules", "preview", "30 2 * * *", "--timezone", "America/New_York", "--count", "3",
+                        "--json"))["times"]
+    assert len(times) == 3 and all(t.endswith("Z") for t in times)
+    text = cli("schedules", "preview", "@daily").stdout.splitlines()
+    assert len(text) == 5 and all(t.endswith("T00:00:00Z") for t in text)
