@@ -16,8 +16,24 @@ from ayb_jobs.models import JobState, JobStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Jobs range from milliseconds (cleanup of an empty table) to the 600 s default timeout.
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-                    300.0, 600.0)
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
 
 _JOB_COUNTERS = {
     "claimed": "Jobs claimed by this daemon.",
@@ -113,21 +129,52 @@ class Metrics:
     def render(self, stats: JobStats | None) -> str:
         out: list[str] = []
         for name, help_text in _JOB_COUNTERS.items():
-            _family(out, f"ayb_jobs_{name}_total", "counter", help_text,
-                    [({"type": t}, v) for t, v in sorted(self._jobs[name].items())])
-        _family(out, "ayb_jobs_schedule_fires_total", "counter", "Jobs enqueued by schedules.",
-                [({"schedule": s}, v) for s, v in sorted(self._schedule_fires.items())])
-        _family(out, "ayb_jobs_db_errors_total", "counter", "Database errors seen, by component.",
-                [({"component": c}, v) for c, v in sorted(self._db_errors.items())])
+            _family(
+                out,
+                f"ayb_jobs_{name}_total",
+                "counter",
+                help_text,
+                [({"type": t}, v) for t, v in sorted(self._jobs[name].items())],
+            )
+        _family(
+            out,
+            "ayb_jobs_schedule_fires_total",
+            "counter",
+            "Jobs enqueued by schedules.",
+            [({"schedule": s}, v) for s, v in sorted(self._schedule_fires.items())],
+        )
+        _family(
+            out,
+            "ayb_jobs_db_errors_total",
+            "counter",
+            "Database errors seen, by component.",
+            [({"component": c}, v) for c, v in sorted(self._db_errors.items())],
+        )
         self._render_histogram(out)
-        _family(out, "ayb_jobs_queue_depth", "gauge", "Jobs in the database by state.",
-                [({"state": str(s)}, getattr(stats, s.value)) for s in JobState] if stats else [])
-        _family(out, "ayb_jobs_scheduled_jobs", "gauge", "Queued jobs whose run_at is in the future.",
-                [({}, stats.scheduled)] if stats else [])
-        _family(out, "ayb_jobs_oldest_due_age_seconds", "gauge", "Age of the oldest due queued job.",
-                [({}, stats.oldest_queued_age_sec)] if stats else [])
-        _family(out, "ayb_jobs_in_flight", "gauge", "Jobs running in this daemon now.",
-                [({}, self._in_flight)])
+        _family(
+            out,
+            "ayb_jobs_queue_depth",
+            "gauge",
+            "Jobs in the database by state.",
+            [({"state": str(s)}, getattr(stats, s.value)) for s in JobState] if stats else [],
+        )
+        _family(
+            out,
+            "ayb_jobs_scheduled_jobs",
+            "gauge",
+            "Queued jobs whose run_at is in the future.",
+            [({}, stats.scheduled)] if stats else [],
+        )
+        _family(
+            out,
+            "ayb_jobs_oldest_due_age_seconds",
+            "gauge",
+            "Age of the oldest due queued job.",
+            [({}, stats.oldest_queued_age_sec)] if stats else [],
+        )
+        _family(
+            out, "ayb_jobs_in_flight", "gauge", "Jobs running in this daemon now.", [({}, self._in_flight)]
+        )
         return "\n".join(out) + "\n"
 
     def _render_histogram(self, out: list[str]) -> None:
@@ -144,8 +191,9 @@ class Metrics:
             out.append(f"{name}_count{_labels({'type': job_type})} {hist.total}")
 
 
-def _family(out: list[str], name: str, kind: str, help_text: str,
-            samples: list[tuple[dict[str, str], float]]) -> None:
+def _family(
+    out: list[str], name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]
+) -> None:
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} {kind}")
     out.extend(f"{name}{_labels(labels)} {_num(value)}" for labels, value in samples)

@@ -50,6 +50,9 @@ async def create_db(template: str | None) -> str:
     admin = await _admin()
     try:
         clause = f' TEMPLATE "{template}"' if template else ""
+        # FILE_COPY (PG 15+) makes the later DROP cheap; WAL_LOG copies cost ~1 s per drop here.
+        if int(await admin.fetchval("SHOW server_version_num")) >= 150000:
+            clause += " STRATEGY FILE_COPY"
         await admin.execute(f'CREATE DATABASE "{name}"{clause}')
     finally:
         await admin.close()

@@ -73,12 +73,18 @@ class LiveServer:
     async def _serve(self) -> None:
         pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
         try:
-            app = create_app(JobService(pool, default_registry()), token=TOKEN, jobs_enabled=True,
-                             metrics=Metrics(), readiness=_ready)
+            app = create_app(
+                JobService(pool, default_registry()),
+                token=TOKEN,
+                jobs_enabled=True,
+                metrics=Metrics(),
+                readiness=_ready,
+            )
             config = uvicorn.Config(self._counting(app), log_config=None, lifespan="off", access_log=False)
             self._server = _QuietServer(config)
             serve = asyncio.create_task(self._server.serve(sockets=[self.sock]))
-            while not self._server.started and not serve.done():
+            # uvicorn exposes only a `started` flag, no event; start() bounds the wait with a deadline.
+            while not self._server.started and not serve.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             self._started.set()
             await serve
@@ -136,11 +142,18 @@ def cli_env(tmp_path_factory) -> dict[str, str]:
     return _env(str(tmp_path_factory.mktemp("cli-home")))
 
 
-def run_cli(env: dict[str, str], *args: str, url: str | None = None,
-            token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, url: str | None = None, token: str | None = TOKEN
+) -> subprocess.CompletedProcess[str]:
     extra = (["--url", url] if url else []) + (["--admin-token", token] if token else [])
-    return subprocess.run([sys.executable, "-m", "ayb_jobs", *args, *extra], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ayb_jobs", *args, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -163,16 +176,31 @@ def as_json(result: subprocess.CompletedProcess[str]) -> dict:
 
 def test_enqueue_get_list_cancel_retry(cli) -> None:
     key = f"k-{uuid.uuid4().hex}"
-    job = as_json(cli("jobs", "enqueue", "job_prune", "--payload", '{"completed_retention_hours": 5}',
-                      "--run-at", "2030-01-01T00:00:00Z", "--max-attempts", "4", "--idempotency-key", key,
-                      "--json"))
+    job = as_json(
+        cli(
+            "jobs",
+            "enqueue",
+            "job_prune",
+            "--payload",
+            '{"completed_retention_hours": 5}',
+            "--run-at",
+            "2030-01-01T00:00:00Z",
+            "--max-attempts",
+            "4",
+            "--idempotency-key",
+            key,
+            "--json",
+        )
+    )
     assert job["type"] == "job_prune" and job["maxAttempts"] == 4 and job["idempotencyKey"] == key
     assert job["runAt"] == "2030-01-01T00:00:00Z" and job["payload"] == {"completed_retention_hours": 5}
 
     shown = as_json(cli("jobs", "get", job["id"], "--json"))
     assert shown["id"] == job["id"]
 
-    listed = as_json(cli("jobs", "list", "--type", "job_prune", "--state", "queued", "--limit", "500", "--json"))
+    listed = as_json(
+        cli("jobs", "list", "--type", "job_prune", "--state", "queued", "--limit", "500", "--json")
+    )
     assert job["id"] in [j["id"] for j in listed["items"]] and listed["total"] >= 1
     table = cli("jobs", "list", "--type", "job_prune").stdout.splitlines()
     assert table[0].split()[:3] == ["ID", "TYPE", "STATE"] and any(job["id"] in line for line in table)
@@ -219,7 +247,18 @@ BAD_INPUT = [
     ("jobs", "enqueue", "job_prune", "--max-attempts", "false", "--run-at", "tomorrow"),
     ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "0 0 31 2 *"),
     ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "@daily", "--enabled", "yes"),
-    ("schedules", "create", "--name", "x", "--job-type", "job_prune", "--cron", "@daily", "--timezone", "Mars/X"),
+    (
+        "schedules",
+        "create",
+        "--name",
+        "x",
+        "--job-type",
+        "job_prune",
+        "--cron",
+        "@daily",
+        "--timezone",
+        "Mars/X",
+    ),
     ("schedules", "update", str(uuid.uuid4())),
     ("schedules", "preview", "@daily", "--count", "51"),
     ("schedules", "trigger", "x"),
@@ -232,7 +271,10 @@ def test_bad_input_exits_2_before_any_request(server, cli) -> None:
         results = list(pool.map(lambda args: cli(*args, ok=False), BAD_INPUT))
     for args, result in zip(BAD_INPUT, results, strict=True):
         assert result.returncode == 2, (args, result.stdout, result.stderr)
-        assert result.stderr.startswith("ayb-jobs: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert result.stderr.startswith("ayb-jobs: ") and result.stderr.count("\n") == 1, (
+            args,
+            result.stderr,
+        )
     assert server.requests == before
 
 
@@ -264,9 +306,25 @@ def test_url_and_token_from_config_and_token_file(server, tmp_path) -> None:
 
 def test_schedule_lifecycle(cli) -> None:
     name = f"cli_{uuid.uuid4().hex[:8]}"
-    created = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "*/5 * * * *",
-                          "--timezone", "Europe/London", "--payload", '{"failed_retention_hours": 24}',
-                          "--max-attempts", "2", "--json"))
+    created = as_json(
+        cli(
+            "schedules",
+            "create",
+            "--name",
+            name,
+            "--job-type",
+            "job_prune",
+            "--cron",
+            "*/5 * * * *",
+            "--timezone",
+            "Europe/London",
+            "--payload",
+            '{"failed_retention_hours": 24}',
+            "--max-attempts",
+            "2",
+            "--json",
+        )
+    )
     sid = created["id"]
     assert created["name"] == name and created["timezone"] == "Europe/London" and created["maxAttempts"] == 2
     assert "nextRunAt" in created
@@ -292,19 +350,23 @@ def test_schedule_lifecycle(cli) -> None:
 def test_duplicate_schedule_name_is_a_server_error(cli) -> None:
     name = f"dup_{uuid.uuid4().hex[:8]}"
     cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily")
-    again = cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily", ok=False)
+    again = cli(
+        "schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily", ok=False
+    )
     assert again.returncode == 1 and "a schedule with this name already exists" in again.stderr
 
 
 def test_schedule_delete_json_and_preview(cli) -> None:
     name = f"del_{uuid.uuid4().hex[:8]}"
-    sid = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily",
-                      "--json"))["id"]
+    sid = as_json(
+        cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily", "--json")
+    )["id"]
     assert cli("schedules", "trigger", sid).stdout.startswith(f"triggered schedule {sid}: job ")
     assert as_json(cli("schedules", "delete", sid, "--json")) == {"id": sid, "deleted": True}
 
-    times = as_json(cli("schedules", "preview", "30 2 * * *", "--timezone", "America/New_York", "--count", "3",
-                        "--json"))["times"]
+    times = as_json(
+        cli("schedules", "preview", "30 2 * * *", "--timezone", "America/New_York", "--count", "3", "--json")
+    )["times"]
     assert len(times) == 3 and all(t.endswith("Z") for t in times)
     text = cli("schedules", "preview", "@daily").stdout.splitlines()
     assert len(text) == 5 and all(t.endswith("T00:00:00Z") for t in text)

@@ -20,11 +20,17 @@ OPENAPI_URL = "/api/openapi.json"
 Readiness = Callable[[], Awaitable[str | None]]
 
 
-def create_app(service: JobService | None, *, token: str, jobs_enabled: bool, metrics: Metrics,
-               readiness: Readiness) -> FastAPI:
+def create_app(
+    service: JobService | None, *, token: str, jobs_enabled: bool, metrics: Metrics, readiness: Readiness
+) -> FastAPI:
     """Build the app. `readiness()` returns None when ready, else the reason (e.g. "draining")."""
-    app = FastAPI(title="ayb-jobs admin API", version=__version__, openapi_url=OPENAPI_URL,
-                  docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(
+        title="ayb-jobs admin API",
+        version=__version__,
+        openapi_url=OPENAPI_URL,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
     app.state.service = service
     app.state.jobs_enabled = jobs_enabled
     app.state.metrics = metrics
@@ -56,8 +62,12 @@ _BODY_MODELS = (s.EnqueueJob, s.CreateSchedule, s.UpdateSchedule)
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                         description="Admin API of ayb-jobs (SPEC §8). Errors use {code, message}.")
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        routes=app.routes,
+        description="Admin API of ayb-jobs (SPEC §8). Errors use {code, message}.",
+    )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in _BODY_MODELS:
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")

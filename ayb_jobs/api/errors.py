@@ -14,6 +14,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ayb_jobs.errors import (
@@ -59,7 +60,7 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return envelope(status, exc.message)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
@@ -69,7 +70,19 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     response = envelope(exc.status_code, message)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
+    if exc.status_code == 405:
+        response.headers["allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route on this path (Starlette lists only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -177,8 +190,9 @@ class BodyLimitMiddleware:
         await send_envelope(send, 413, BodyTooLarge(self.limit).detail)
 
 
-async def send_envelope(send: Send, status: int, message: str,
-                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_envelope(
+    send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     """Write an error envelope from plain ASGI middleware (outside FastAPI's handlers)."""
     body = json.dumps({"code": status, "message": message}).encode()
     all_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

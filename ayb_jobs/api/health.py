@@ -23,8 +23,12 @@ async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", response_model=s.Health, summary="Ready: database answers, not draining",
-            responses={503: {"model": s.ErrorBody, "description": "Not ready; the message says why."}})
+@router.get(
+    "/readyz",
+    response_model=s.Health,
+    summary="Ready: database answers, not draining",
+    responses={503: {"model": s.ErrorBody, "description": "Not ready; the message says why."}},
+)
 async def readyz(request: Request) -> JSONResponse:
     reason = await request.app.state.readiness()
     if reason is not None:
@@ -32,8 +36,12 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     state = request.app.state
     stats = await _stats(state.service) if state.service is not None else None

@@ -14,7 +14,7 @@ from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import bearer_scheme
 from ayb_jobs.api.errors import MAX_BODY_BYTES, BodyTooLarge, JobsDisabled, validation_message
 from ayb_jobs.errors import InvalidInput
-from ayb_jobs.models import iso
+from ayb_jobs.models import JobState, iso
 from ayb_jobs.service import MAX_LIST_LIMIT, MAX_PREVIEW_COUNT, JobService
 
 JOBS_DISABLED = "job queue is not enabled; set jobs.enabled = true"
@@ -30,7 +30,7 @@ async def get_service(request: Request) -> JobService:
 
 Service = Annotated[JobService, Depends(get_service)]
 # Ids are taken as text and checked here, so a bad one is a 400 with a sentence rather than a 422 list.
-Id = Annotated[str, WithJsonSchema({"type": "string", "description": "A UUID."})]
+Id = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
 
 
 def _uuid(value: str, what: str) -> UUID:
@@ -63,8 +63,9 @@ def _json(content: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(content, status_code=status)
 
 
-router = APIRouter(prefix="/api/admin", dependencies=[Depends(bearer_scheme)],
-                   responses=s.error_responses(401, 503))
+router = APIRouter(
+    prefix="/api/admin", dependencies=[Depends(bearer_scheme)], responses=s.error_responses(401, 503)
+)
 _ID = s.error_responses(400, 404)
 _BODY = s.error_responses(400, 413)
 
@@ -72,17 +73,23 @@ _BODY = s.error_responses(400, 413)
 # --- jobs ------------------------------------------------------------------------------------------
 
 
-@router.get("/jobs", response_model=s.JobList, responses=s.error_responses(400), tags=["jobs"],
-            summary="List jobs, newest first")
+@router.get(
+    "/jobs",
+    response_model=s.JobList,
+    responses=s.error_responses(400),
+    tags=["jobs"],
+    summary="List jobs, newest first",
+)
 async def list_jobs(
     service: Service,
-    state: Annotated[str | None, Query(description="queued, running, completed, failed or canceled")] = None,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     type: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JSONResponse:
-    jobs, total = await service.list_jobs(state=_query_text(state, "state"),
-                                          job_type=_query_text(type, "type"), limit=limit, offset=offset)
+    jobs, total = await service.list_jobs(
+        state=str(state) if state else None, job_type=_query_text(type, "type"), limit=limit, offset=offset
+    )
     return _json({"items": [j.to_api() for j in jobs], "count": len(jobs), "total": total})
 
 
@@ -96,33 +103,65 @@ async def get_job(service: Service, job_id: Id) -> JSONResponse:
     return _json((await service.get_job(_uuid(job_id, "job"))).to_api())
 
 
-@router.post("/jobs", status_code=201, response_model=s.JobOut, tags=["jobs"], summary="Enqueue a job",
-             responses={**_BODY, 409: {"model": s.DuplicateJobBody,
-                                       "description": "Duplicate idempotency key (names the existing job)."}},
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": {"$ref": "#/components/schemas/EnqueueJob"}}}, "required": True}})
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=s.JobOut,
+    tags=["jobs"],
+    summary="Enqueue a job",
+    responses={
+        **_BODY,
+        409: {
+            "model": s.DuplicateJobBody,
+            "description": "Duplicate idempotency key (names the existing job).",
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EnqueueJob"}}},
+            "required": True,
+        }
+    },
+)
 async def enqueue_job(service: Service, request: Request) -> JSONResponse:
     body = await _body(request, s.EnqueueJob)
-    job = await service.enqueue(body.type, body.payload, run_at=body.runAt, max_attempts=body.maxAttempts,
-                                idempotency_key=body.idempotencyKey)
+    job = await service.enqueue(
+        body.type,
+        body.payload,
+        run_at=body.runAt,
+        max_attempts=body.maxAttempts,
+        idempotency_key=body.idempotencyKey,
+    )
     return _json(job.to_api(), 201)
 
 
-@router.post("/jobs/{job_id}/retry", response_model=s.JobOut, tags=["jobs"],
-             responses={**_ID, **s.error_responses(409)}, summary="Queue a failed or canceled job again")
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=s.JobOut,
+    tags=["jobs"],
+    responses={**_ID, **s.error_responses(409)},
+    summary="Queue a failed or canceled job again",
+)
 async def retry_job(service: Service, job_id: Id) -> JSONResponse:
     return _json((await service.retry_job(_uuid(job_id, "job"))).to_api())
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=s.JobOut, tags=["jobs"],
-             responses={**_ID, **s.error_responses(409)}, summary="Cancel a queued job")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=s.JobOut,
+    tags=["jobs"],
+    responses={**_ID, **s.error_responses(409)},
+    summary="Cancel a queued job",
+)
 async def cancel_job(service: Service, job_id: Id) -> JSONResponse:
     return _json((await service.cancel_job(_uuid(job_id, "job"))).to_api())
 
 
 @router.get("/job-types", response_model=s.JobTypeList, tags=["jobs"], summary="Registered job types")
 async def job_types(service: Service) -> JSONResponse:
-    items = [{"type": t.type, "builtin": t.builtin, "description": t.description} for t in service.job_types()]
+    items = [
+        {"type": t.type, "builtin": t.builtin, "description": t.description} for t in service.job_types()
+    ]
     return _json({"items": items})
 
 
@@ -135,64 +174,126 @@ async def list_schedules(service: Service) -> JSONResponse:
     return _json({"items": items, "count": len(items)})
 
 
-@router.get("/schedules/{schedule_id}", response_model=s.ScheduleOut, responses=_ID, tags=["schedules"],
-            summary="One schedule")
+@router.get(
+    "/schedules/{schedule_id}",
+    response_model=s.ScheduleOut,
+    responses=_ID,
+    tags=["schedules"],
+    summary="One schedule",
+)
 async def get_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.get_schedule(_uuid(schedule_id, "schedule"))).to_api())
 
 
-@router.post("/schedules", status_code=201, response_model=s.ScheduleOut, tags=["schedules"],
-             responses={**_BODY, **s.error_responses(409)}, summary="Create a schedule",
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": {"$ref": "#/components/schemas/CreateSchedule"}}}, "required": True}})
+@router.post(
+    "/schedules",
+    status_code=201,
+    response_model=s.ScheduleOut,
+    tags=["schedules"],
+    responses={**_BODY, **s.error_responses(409)},
+    summary="Create a schedule",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSchedule"}}},
+            "required": True,
+        }
+    },
+)
 async def create_schedule(service: Service, request: Request) -> JSONResponse:
     body = await _body(request, s.CreateSchedule)
     schedule = await service.create_schedule(
-        name=body.name, job_type=body.jobType, cron_expr=body.cronExpr, timezone=body.timezone or None,
-        payload=body.payload, enabled=body.enabled, max_attempts=body.maxAttempts)
+        name=body.name,
+        job_type=body.jobType,
+        cron_expr=body.cronExpr,
+        timezone=body.timezone or None,
+        payload=body.payload,
+        enabled=body.enabled,
+        max_attempts=body.maxAttempts,
+    )
     return _json(schedule.to_api(), 201)
 
 
-@router.put("/schedules/{schedule_id}", response_model=s.ScheduleOut, tags=["schedules"],
-            responses={**_ID, **_BODY}, summary="Change a schedule (only the given fields)",
-            openapi_extra={"requestBody": {"content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/UpdateSchedule"}}}, "required": True}})
+@router.put(
+    "/schedules/{schedule_id}",
+    response_model=s.ScheduleOut,
+    tags=["schedules"],
+    responses={**_ID, **_BODY},
+    summary="Change a schedule (only the given fields)",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UpdateSchedule"}}},
+            "required": True,
+        }
+    },
+)
 async def update_schedule(service: Service, schedule_id: Id, request: Request) -> JSONResponse:
     sid = _uuid(schedule_id, "schedule")
     body = await _body(request, s.UpdateSchedule)
     schedule = await service.update_schedule(
-        sid, cron_expr=body.cronExpr, timezone=body.timezone, payload=body.payload, enabled=body.enabled,
-        max_attempts=body.maxAttempts)
+        sid,
+        cron_expr=body.cronExpr,
+        timezone=body.timezone,
+        payload=body.payload,
+        enabled=body.enabled,
+        max_attempts=body.maxAttempts,
+    )
     return _json(schedule.to_api())
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204, response_class=Response, responses=_ID,
-               tags=["schedules"], summary="Delete a schedule")
+@router.delete(
+    "/schedules/{schedule_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_ID,
+    tags=["schedules"],
+    summary="Delete a schedule",
+)
 async def delete_schedule(service: Service, schedule_id: Id) -> Response:
     await service.delete_schedule(_uuid(schedule_id, "schedule"))
     return Response(status_code=204)
 
 
-@router.post("/schedules/{schedule_id}/enable", response_model=s.ScheduleOut, responses=_ID,
-             tags=["schedules"], summary="Enable a schedule (next run computed from now)")
+@router.post(
+    "/schedules/{schedule_id}/enable",
+    response_model=s.ScheduleOut,
+    responses=_ID,
+    tags=["schedules"],
+    summary="Enable a schedule (next run computed from now)",
+)
 async def enable_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.set_enabled(_uuid(schedule_id, "schedule"), True)).to_api())
 
 
-@router.post("/schedules/{schedule_id}/disable", response_model=s.ScheduleOut, responses=_ID,
-             tags=["schedules"], summary="Disable a schedule (no next run)")
+@router.post(
+    "/schedules/{schedule_id}/disable",
+    response_model=s.ScheduleOut,
+    responses=_ID,
+    tags=["schedules"],
+    summary="Disable a schedule (no next run)",
+)
 async def disable_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.set_enabled(_uuid(schedule_id, "schedule"), False)).to_api())
 
 
-@router.post("/schedules/{schedule_id}/trigger", status_code=201, response_model=s.JobOut, responses=_ID,
-             tags=["schedules"], summary="Enqueue one run of the schedule's job now")
+@router.post(
+    "/schedules/{schedule_id}/trigger",
+    status_code=201,
+    response_model=s.JobOut,
+    responses=_ID,
+    tags=["schedules"],
+    summary="Enqueue one run of the schedule's job now",
+)
 async def trigger_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.trigger_schedule(_uuid(schedule_id, "schedule"))).to_api(), 201)
 
 
-@router.get("/cron/preview", response_model=s.CronPreview, responses=s.error_responses(400),
-            tags=["schedules"], summary="Next fire times of a cron expression")
+@router.get(
+    "/cron/preview",
+    response_model=s.CronPreview,
+    responses=s.error_responses(400),
+    tags=["schedules"],
+    summary="Next fire times of a cron expression",
+)
 async def cron_preview(
     service: Service,
     expr: Annotated[str, Query(max_length=100)],
@@ -200,8 +301,9 @@ async def cron_preview(
     count: Annotated[int, Query(ge=1, le=MAX_PREVIEW_COUNT)] = 5,
     after: Annotated[str | None, Query(description="ISO 8601 with timezone; default now")] = None,
 ) -> JSONResponse:
-    times = await service.cron_preview(_query_text(expr, "expr") or "", _query_text(timezone, "timezone"),
-                                       count, _time(after, "after"))
+    times = await service.cron_preview(
+        _query_text(expr, "expr") or "", _query_text(timezone, "timezone"), count, _time(after, "after")
+    )
     return _json({"times": [iso(t) for t in times]})
 
 

@@ -12,8 +12,17 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt, \
-    StrictStr, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from ayb_jobs.models import JobState
 
@@ -66,12 +75,17 @@ def parse_time(value: Any) -> datetime:
 
 
 def _text(max_length: int, min_length: int = 1) -> Any:
-    return Annotated[StrictStr, Field(min_length=min_length, max_length=max_length), AfterValidator(check_text)]
+    return Annotated[
+        StrictStr, Field(min_length=min_length, max_length=max_length), AfterValidator(check_text)
+    ]
 
 
-Time = Annotated[datetime, PlainValidator(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})]
-Payload = Annotated[dict[str, Any], AfterValidator(check_json),
-                    Field(description="A JSON object handed to the handler.")]
+Time = Annotated[
+    datetime, PlainValidator(parse_time), WithJsonSchema({"type": "string", "format": "date-time"})
+]
+Payload = Annotated[
+    dict[str, Any], AfterValidator(check_json), Field(description="A JSON object handed to the handler.")
+]
 MaxAttempts = Annotated[StrictInt, Field(ge=1, le=100, description="Total runs allowed (1-100).")]
 TypeName = _text(100)
 
@@ -89,7 +103,7 @@ class EnqueueJob(_Request):
 
 
 class CreateSchedule(_Request):
-    name: _text(100)
+    name: Annotated[_text(100), Field(pattern=r"^[A-Za-z0-9_.:-]+$", description="1-100 of [A-Za-z0-9_.:-]")]
     jobType: TypeName
     cronExpr: _text(100)
     timezone: _text(50, min_length=0) | None = Field(None, description='IANA name; "" or absent = UTC')

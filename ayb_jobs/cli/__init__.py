@@ -12,7 +12,9 @@ are accepted after the command words. Each leaf parser sets `func(args) -> int`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -133,3 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message, 1)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ayb-jobs jobs list | head`): not an error worth a traceback.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # keeps the interpreter's exit flush quiet
+        return 0

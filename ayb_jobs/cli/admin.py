@@ -24,23 +24,30 @@ from ayb_jobs.models import JobState
 ERROR_WIDTH = 60
 
 
-def add_commands(subparsers: argparse._SubParsersAction,
-                 parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+def add_commands(
+    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()
+) -> None:
     """Register `jobs` and `schedules`. `parents` (the shared options) is optional: the CLI's own
     subparsers action already adds them to every parser."""
     _add_jobs(subparsers, list(parents))
     _add_schedules(subparsers, list(parents))
 
 
-def _leaf(sub: argparse._SubParsersAction, name: str, parents: list[argparse.ArgumentParser],
-          func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+def _leaf(
+    sub: argparse._SubParsersAction,
+    name: str,
+    parents: list[argparse.ArgumentParser],
+    func: Callable[[argparse.Namespace], int],
+    help_text: str,
+) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text, parents=parents)
     parser.set_defaults(func=func)
     return parser
 
 
-def _group(subparsers: argparse._SubParsersAction, name: str, help_text: str,
-           parents: list[argparse.ArgumentParser]) -> argparse._SubParsersAction:
+def _group(
+    subparsers: argparse._SubParsersAction, name: str, help_text: str, parents: list[argparse.ArgumentParser]
+) -> argparse._SubParsersAction:
     parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=parents)
     sub = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
     sub.required = True
@@ -62,7 +69,8 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
     p.add_argument("--idempotency-key", metavar="K", help="reject a second job with the same key")
     _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
-        "id", metavar="ID")
+        "id", metavar="ID"
+    )
     _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
     _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
 
@@ -86,10 +94,12 @@ def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argpars
     p = _leaf(sub, "update", parents, cmd_schedules_update, "change the given fields of a schedule")
     p.add_argument("id", metavar="ID")
     _schedule_fields(p)
-    for name, func, text in (("enable", cmd_schedules_enable, "enable a schedule"),
-                             ("disable", cmd_schedules_disable, "disable a schedule"),
-                             ("delete", cmd_schedules_delete, "delete a schedule"),
-                             ("trigger", cmd_schedules_trigger, "enqueue one run of a schedule now")):
+    for name, func, text in (
+        ("enable", cmd_schedules_enable, "enable a schedule"),
+        ("disable", cmd_schedules_disable, "disable a schedule"),
+        ("delete", cmd_schedules_delete, "delete a schedule"),
+        ("trigger", cmd_schedules_trigger, "enqueue one run of a schedule now"),
+    ):
         _leaf(sub, name, parents, func, text).add_argument("id", metavar="ID")
     p = _leaf(sub, "preview", parents, cmd_schedules_preview, "next fire times of a cron expression")
     p.add_argument("expr", metavar="EXPR")
@@ -151,7 +161,9 @@ def parse_time(text: str | None, flag: str) -> str | None:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"{flag} must be an ISO 8601 time like 2026-01-01T00:00:00Z, got '{text}'") from None
+        raise InvalidInput(
+            f"{flag} must be an ISO 8601 time like 2026-01-01T00:00:00Z, got '{text}'"
+        ) from None
     if value.tzinfo is None:
         raise InvalidInput(f"{flag} must include a timezone, e.g. 2026-01-01T00:00:00Z or +02:00")
     return value.isoformat()
@@ -193,7 +205,9 @@ def _emit(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> in
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def _short(text: str | None, width: int = ERROR_WIDTH) -> str:
@@ -202,8 +216,18 @@ def _short(text: str | None, width: int = ERROR_WIDTH) -> str:
 
 
 def _job_rows(jobs: list[dict[str, Any]]) -> str:
-    rows = [(j["id"], j["type"], j["state"], f"{j['attempts']}/{j['maxAttempts']}", j["runAt"], j["createdAt"],
-             _short(j.get("lastError"))) for j in jobs]
+    rows = [
+        (
+            j["id"],
+            j["type"],
+            j["state"],
+            f"{j['attempts']}/{j['maxAttempts']}",
+            j["runAt"],
+            j["createdAt"],
+            _short(j.get("lastError")),
+        )
+        for j in jobs
+    ]
     return table(("ID", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR"), rows)
 
 
@@ -231,8 +255,12 @@ def _schedule_line(verb: str) -> Callable[[dict[str, Any]], str]:
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    params = {"state": parse_state(args.state), "type": args.job_type,
-              "limit": parse_int(args.limit, "--limit", 1, 500), "offset": parse_int(args.offset, "--offset", 0)}
+    params = {
+        "state": parse_state(args.state),
+        "type": args.job_type,
+        "limit": parse_int(args.limit, "--limit", 1, 500),
+        "offset": parse_int(args.offset, "--offset", 0),
+    }
     data = _call(args, "GET", "/jobs", params=params)
     return _emit(args, data, lambda d: f"{_job_rows(d['items'])}\n{d['count']} of {d['total']} jobs")
 
@@ -243,10 +271,13 @@ def cmd_jobs_get(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
-    body = {"type": args.job_type, "payload": parse_payload(args.payload),
-            "runAt": parse_time(args.run_at, "--run-at"),
-            "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
-            "idempotencyKey": args.idempotency_key}
+    body = {
+        "type": args.job_type,
+        "payload": parse_payload(args.payload),
+        "runAt": parse_time(args.run_at, "--run-at"),
+        "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
+        "idempotencyKey": args.idempotency_key,
+    }
     data = _call(args, "POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
     return _emit(args, data, lambda j: f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}")
 
@@ -276,7 +307,9 @@ def _age(seconds: float) -> str:
     seconds = max(0, math.floor(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return (
+        f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    )
 
 
 # --- schedules --------------------------------------------------------------------------------------
@@ -286,9 +319,19 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
     data = _call(args, "GET", "/schedules")
 
     def text(d: dict[str, Any]) -> str:
-        rows = [(s["id"], s["name"], s["jobType"], s["cronExpr"], s["timezone"],
-                 "yes" if s["enabled"] else "no", s.get("nextRunAt", "-"), s.get("lastRunAt", "-"))
-                for s in d["items"]]
+        rows = [
+            (
+                s["id"],
+                s["name"],
+                s["jobType"],
+                s["cronExpr"],
+                s["timezone"],
+                "yes" if s["enabled"] else "no",
+                s.get("nextRunAt", "-"),
+                s.get("lastRunAt", "-"),
+            )
+            for s in d["items"]
+        ]
         headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN")
         return f"{table(headers, rows)}\n{d['count']} schedules"
 
@@ -300,9 +343,13 @@ def cmd_schedules_get(args: argparse.Namespace) -> int:
 
 
 def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
-    body = {"cronExpr": parse_cron(args.cron), "timezone": parse_timezone(args.timezone),
-            "payload": parse_payload(args.payload), "enabled": parse_bool(args.enabled, "--enabled"),
-            "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100)}
+    body = {
+        "cronExpr": parse_cron(args.cron),
+        "timezone": parse_timezone(args.timezone),
+        "payload": parse_payload(args.payload),
+        "enabled": parse_bool(args.enabled, "--enabled"),
+        "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
+    }
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -317,7 +364,9 @@ def cmd_schedules_update(args: argparse.Namespace) -> int:
     sid = parse_uuid(args.id, "schedule")
     body = _schedule_body(args)
     if not body:
-        raise InvalidInput("nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts")
+        raise InvalidInput(
+            "nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts"
+        )
     return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
 
 
@@ -344,7 +393,10 @@ def cmd_schedules_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules_preview(args: argparse.Namespace) -> int:
-    params = {"expr": parse_cron(args.expr), "timezone": parse_timezone(args.timezone),
-              "count": parse_int(args.count, "--count", 1, 50)}
+    params = {
+        "expr": parse_cron(args.expr),
+        "timezone": parse_timezone(args.timezone),
+        "count": parse_int(args.count, "--count", 1, 50),
+    }
     data = _call(args, "GET", "/cron/preview", params=params)
     return _emit(args, data, lambda d: "\n".join(d["times"]))

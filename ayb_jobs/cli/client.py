@@ -35,8 +35,11 @@ class DaemonUnreachable(AybJobsError):
 class AdminClient:
     def __init__(self, base_url: str, token: str, *, timeout: float = TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/api/admin", timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"} if token else {})
+        self._http = httpx.Client(
+            base_url=self.base_url + "/api/admin",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
 
     def __enter__(self) -> AdminClient:
         return self
@@ -44,8 +47,14 @@ class AdminClient:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-             body: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
         """The decoded JSON answer (None for 204); ServerError or DaemonUnreachable otherwise."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:

@@ -10,6 +10,21 @@ CHANNEL = "ayb_jobs"
 APPLICATION_NAME = "ayb-jobs"
 
 
+async def reset_or_discard(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release (the default query), but a failure discards the connection
+    instead of raising. asyncpg's default raises from release(), i.e. after the caller's statement
+    has succeeded: after a server restart a pooled connection that got the server's FATAL answers
+    the reset with InternalClientError ("cannot switch to state 15 ..."), so a committed claim,
+    outcome write or handler insert looked failed (seen in tests/e2e/test_pg_restart.py). The pool
+    replaces a terminated connection on the next acquire()."""
+    try:
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+    except Exception:
+        conn.terminate()
+
+
 async def create_pool(dsn: str, *, max_size: int = 10, statement_cache_size: int = 100,
                       connect_timeout: float = 10.0) -> asyncpg.Pool:
     """Open the pool and prove the database answers with one real round trip."""
@@ -17,6 +32,7 @@ async def create_pool(dsn: str, *, max_size: int = 10, statement_cache_size: int
         pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=max_size, statement_cache_size=statement_cache_size,
             timeout=connect_timeout, server_settings={"application_name": APPLICATION_NAME},
+            reset=reset_or_discard,
         )
         await pool.fetchval("SELECT 1", timeout=connect_timeout)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:

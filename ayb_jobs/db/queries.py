@@ -238,9 +238,14 @@ async def list_jobs(db: Executor, *, state: str | None, job_type: str | None, li
 
 async def _list_in_snapshot(conn: Any, state: str | None, job_type: str | None, limit: int,
                             offset: int) -> tuple[list[Job], int]:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    if conn.is_in_transaction():
+        # The caller's transaction is the snapshot (under READ COMMITTED, two close statements).
         rows = await conn.fetch(SQL["list_jobs"], state, job_type, limit, offset)
         total = await conn.fetchval(SQL["count_jobs"], state, job_type)
+    else:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = await conn.fetch(SQL["list_jobs"], state, job_type, limit, offset)
+            total = await conn.fetchval(SQL["count_jobs"], state, job_type)
     return [Job.from_record(r) for r in rows], total
 
 

@@ -6,14 +6,12 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from tests_api_helpers import AUTH, TOKEN
 
 from ayb_jobs.api.app import create_app
 from ayb_jobs.handlers import default_registry
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.service import JobService
-
-TOKEN = "test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Readiness:
@@ -45,11 +43,15 @@ def readiness() -> Readiness:
 def make_client(metrics, readiness) -> Callable[..., httpx.AsyncClient]:
     """A client factory; without `service` the app has no database (enough for auth, probes, 503s)."""
 
-    def make(service: JobService | None = None, *, jobs_enabled: bool = True,
-             auth: bool = True) -> httpx.AsyncClient:
-        app = create_app(service, token=TOKEN, jobs_enabled=jobs_enabled, metrics=metrics, readiness=readiness)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                 headers=AUTH if auth else {})
+    def make(
+        service: JobService | None = None, *, jobs_enabled: bool = True, auth: bool = True
+    ) -> httpx.AsyncClient:
+        app = create_app(
+            service, token=TOKEN, jobs_enabled=jobs_enabled, metrics=metrics, readiness=readiness
+        )
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=AUTH if auth else {}
+        )
 
     return make
 

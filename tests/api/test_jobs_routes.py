@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests_api_helpers import assert_envelope
 
 pytestmark = pytest.mark.asyncio
@@ -18,8 +17,13 @@ async def enqueue(client, **body) -> dict:
 
 
 async def test_enqueue_returns_201_job_in_camel_case(client) -> None:
-    job = await enqueue(client, payload={"completed_retention_hours": 1}, runAt="2030-01-01T01:00:00+01:00",
-                        maxAttempts=7, idempotencyKey="key-1")
+    job = await enqueue(
+        client,
+        payload={"completed_retention_hours": 1},
+        runAt="2030-01-01T01:00:00+01:00",
+        maxAttempts=7,
+        idempotencyKey="key-1",
+    )
     assert job["type"] == "job_prune" and job["state"] == "queued" and job["attempts"] == 0
     assert job["runAt"] == "2030-01-01T00:00:00Z" and job["maxAttempts"] == 7
     assert job["idempotencyKey"] == "key-1" and job["payload"] == {"completed_retention_hours": 1}
@@ -63,8 +67,9 @@ async def test_enqueue_bad_body_is_400_naming_the_field(client) -> None:
     for body, expected in BAD_BODIES:
         assert_envelope(await client.post("/api/admin/jobs", json=body), 400, expected)
     for content, expected in NOT_OBJECTS:
-        response = await client.post("/api/admin/jobs", content=content,
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/api/admin/jobs", content=content, headers={"content-type": "application/json"}
+        )
         assert_envelope(response, 400, expected)
     assert (await client.get("/api/admin/jobs")).json()["total"] == 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tests_api_helpers import assert_envelope
 
 pytestmark = pytest.mark.asyncio
@@ -29,8 +28,9 @@ async def test_create_defaults_and_shape(client) -> None:
 
 async def test_duplicate_name_is_409_with_message(client) -> None:
     s = await create(client)
-    response = await client.post("/api/admin/schedules",
-                                 json={"name": s["name"], "jobType": "job_prune", "cronExpr": "@daily"})
+    response = await client.post(
+        "/api/admin/schedules", json={"name": s["name"], "jobType": "job_prune", "cronExpr": "@daily"}
+    )
     assert_envelope(response, 409, "a schedule with this name already exists")
 
 
@@ -67,20 +67,28 @@ async def test_get_and_list(client) -> None:
 
 async def test_update_writes_only_given_fields(client) -> None:
     s = await create(client, payload={"a": 1})
-    response = await client.put(f"/api/admin/schedules/{s['id']}", json={"cronExpr": "@hourly", "maxAttempts": 9})
+    response = await client.put(
+        f"/api/admin/schedules/{s['id']}", json={"cronExpr": "@hourly", "maxAttempts": 9}
+    )
     assert response.status_code == 200, response.text
     updated = response.json()
-    assert updated["cronExpr"] == "0 * * * *" and updated["maxAttempts"] == 9 and updated["payload"] == {"a": 1}
+    assert (
+        updated["cronExpr"] == "0 * * * *" and updated["maxAttempts"] == 9 and updated["payload"] == {"a": 1}
+    )
     paused = (await client.put(f"/api/admin/schedules/{s['id']}", json={"enabled": False})).json()
     assert paused["enabled"] is False and "nextRunAt" not in paused
 
 
 async def test_update_errors(client) -> None:
     s = await create(client)
-    assert_envelope(await client.put(f"/api/admin/schedules/{s['id']}", json={"cronExpr": "61 * * * *"}), 400,
-                    "minute")
-    assert_envelope(await client.put(f"/api/admin/schedules/{s['id']}", json={"name": "rename"}), 400,
-                    "unknown field 'name'")
+    assert_envelope(
+        await client.put(f"/api/admin/schedules/{s['id']}", json={"cronExpr": "61 * * * *"}), 400, "minute"
+    )
+    assert_envelope(
+        await client.put(f"/api/admin/schedules/{s['id']}", json={"name": "rename"}),
+        400,
+        "unknown field 'name'",
+    )
     assert_envelope(await client.put(f"/api/admin/schedules/{uuid.uuid4()}", json={"enabled": True}), 404, "")
     assert_envelope(await client.put("/api/admin/schedules/zzz", json={}), 400, "must be a UUID")
 
@@ -116,7 +124,12 @@ async def test_delete_204_then_404(client) -> None:
 
 
 async def test_cron_preview(client) -> None:
-    params = {"expr": "30 2 * * *", "timezone": "America/New_York", "count": 2, "after": "2026-03-07T12:00:00Z"}
+    params = {
+        "expr": "30 2 * * *",
+        "timezone": "America/New_York",
+        "count": 2,
+        "after": "2026-03-07T12:00:00Z",
+    }
     response = await client.get("/api/admin/cron/preview", params=params)
     assert response.status_code == 200, response.text
     # 02:30 does not exist on 2026-03-08: the run happens at 03:00 EDT (07:00Z), once.

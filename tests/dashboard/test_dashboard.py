@@ -308,7 +308,6 @@ async def test_every_view_renders_at_desktop_and_phone_width_without_leaving_thi
     for width, height in ((1280, 800), (390, 844)):
         await page.set_viewport_size({"width": width, "height": height})
         shots = f"/tmp/dash-{{}}-{width}.png"
-        await page.evaluate("sessionStorage.clear()")
         await page.goto(dash.base + "/admin/#/jobs")
         await page.get_by_label("Admin token").wait_for()
         await page.screenshot(path=shots.format("login"), full_page=True)
@@ -330,6 +329,7 @@ async def test_every_view_renders_at_desktop_and_phone_width_without_leaving_thi
         await page.screenshot(path=shots.format("confirm"))
         await page.keyboard.press("Escape")
         await expect(page.locator("#confirm-dialog")).to_be_hidden()
+        await page.get_by_role("button", name="Sign out").click()
     assert await schedule_row(pool, "job_prune_daily") is not None  # Escape canceled the delete
     elsewhere = [u for u in dash.requests if not (u.startswith(dash.base + "/") or u.startswith("data:"))]
     assert dash.requests and elsewhere == []

@@ -129,6 +129,13 @@ async def all_completed(dsn: str) -> bool:
         await conn.close()
 
 
+def job_story(daemon: Any, job_ids: list[Any]) -> str:
+    """The daemon's log lines about these jobs, and its database errors (for failure messages)."""
+    wanted = {str(i) for i in job_ids}
+    lines = [r for r in daemon.records if r.get("job_id") in wanted or r.get("event") == "db_error"]
+    return "\n".join(str(r)[:400] for r in lines)
+
+
 def write_handlers(directory: Path) -> str:
     (directory / "restart_handlers.py").write_text(HANDLERS_SOURCE)
     return os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
@@ -172,13 +179,7 @@ async def test_daemon_survives_postgres_restart(cluster: PgCluster, start_daemon
     try:
         dupes = await conn.fetch(
             "SELECT job_id, attempt, count(*) FROM runs GROUP BY 1, 2 HAVING count(*) > 1")
-        for d in dupes:
-            print(await conn.fetch("SELECT * FROM runs WHERE job_id=$1", d["job_id"]))
-            print(dict(await conn.fetchrow("SELECT * FROM _ayb_jobs WHERE id=$1", d["job_id"])))
-            for r in daemon.records:
-                if r.get("job_id") == str(d["job_id"]) or r.get("event") not in ("job_completed", "job_claimed"):
-                    print(str(r)[:400])
-        assert dupes == [], f"attempts run twice: {dupes}"
+        assert dupes == [], f"attempts run twice: {dupes}\n{job_story(daemon, [d['job_id'] for d in dupes])}"
         unrun = await conn.fetchval("SELECT count(*) FROM _ayb_jobs j WHERE type = $1 AND NOT EXISTS "
                                     "(SELECT 1 FROM runs r WHERE r.job_id = j.id)", JOB_TYPE)
         assert unrun == 0

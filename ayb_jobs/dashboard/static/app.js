@@ -157,6 +157,9 @@ async function loadJobTypes(force = false) {
 // Toasts and confirmation
 
 function toast(message, { error = false, link = null } = {}) {
+  // The same error on every auto-refresh (e.g. a 503) is shown once, not stacked every 5 s.
+  const shown = [...document.querySelectorAll("#toasts .toast-text")].some((t) => t.textContent === message);
+  if (error && shown) return;
   const box = h("div", { class: `toast ${error ? "toast-error" : "toast-ok"}`, role: error ? "alert" : "status" },
     h("span", { class: "toast-text" }, message));
   if (link) box.append(" ", h("a", { href: link.href, onclick: () => box.remove() }, link.text));
@@ -233,7 +236,6 @@ function renderLogin(message = "") {
       submit.disabled = false;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
-    if (!location.hash || location.hash === "#/" || location.hash === "#/login") location.hash = "#/jobs";
     route();
   });
   $("#main").replaceChildren(h("section", { class: "login" },
