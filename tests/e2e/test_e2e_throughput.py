@@ -14,10 +14,10 @@ JOBS = 5000
 
 
 async def test_two_daemons_drain_5000_jobs_without_duplicates(db, db_url, start_daemon):
-    env = {"AYB_JOBS_WORKER_CONCURRENCY": "16", "AYB_DATABASE_POOL_MAX_SIZE": "20", "AYB_LOG_LEVEL": "warning"}
+    env = {"AYB_JOBS_WORKER_CONCURRENCY": "16", "AYB_DATABASE_POOL_MAX_SIZE": "20", "AYB_LOG_LEVEL": "info"}
     a, b = start_daemon(name="a", **env), start_daemon(name="b", **env)
-
-
+    await a.event("daemon_started")
+    await b.event("daemon_started")
 
     async with Client(dsn=db_url) as client:
         jobs = await client.enqueue_many(NewJob("record", {"marker": str(i)}) for i in range(JOBS))
