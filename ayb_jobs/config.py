@@ -28,7 +28,6 @@ ENV_PREFIX = "AYB_"
 CONFIG_ENV = "AYB_CONFIG"
 SECRET_KEYS = frozenset({"admin.token"})
 DSN_KEYS = frozenset({"database.url", "database.listen_url"})
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 # --- value parsers: strict where pydantic's lax mode would guess ----------------------------------
@@ -193,11 +192,6 @@ class AdminSettings(BaseModel):
     @property
     def port(self) -> int:
         return parse_listen(self.listen)[1]
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when `listen` only accepts local connections (a generated token is then allowed)."""
-        return self.host in _LOOPBACK_HOSTS or self.host.startswith("127.")
 
     @property
     def resolved_token_file(self) -> Path:

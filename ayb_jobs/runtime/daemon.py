@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from ayb_jobs.api.auth import is_loopback
 from ayb_jobs.config import Settings, settings_report
 from ayb_jobs.db import migrate, queries
 from ayb_jobs.db.pool import create_pool
@@ -120,7 +121,7 @@ class Daemon:
 
     def check_admin_settings(self) -> None:
         admin = self.settings.admin
-        if admin.enabled and not admin.token and not admin.is_loopback:
+        if admin.enabled and not admin.token and not is_loopback(admin.host):
             raise StartupError(
                 f"admin.listen is {admin.listen}, which is reachable from other machines, but no "
                 "admin.token is configured; set admin.token (AYB_ADMIN_TOKEN, at least 16 characters) "

@@ -109,7 +109,7 @@ async def test_list_newest_first_with_filters_and_paging(client) -> None:
 
 
 BAD_QUERIES = [
-    ({"state": "sleeping"}, "state must be one of"),
+    ({"state": "sleeping"}, "query parameter 'state': Input should be 'queued'"),
     ({"limit": 0}, "query parameter 'limit'"),
     ({"limit": 501}, "query parameter 'limit'"),
     ({"limit": "false"}, "query parameter 'limit'"),

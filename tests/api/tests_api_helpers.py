@@ -18,4 +18,5 @@ def assert_envelope(response: httpx.Response, status: int, message_part: str) ->
     assert message_part in body["message"], body
     return body
 
+
 ADMIN_URL = os.environ.get("AYB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

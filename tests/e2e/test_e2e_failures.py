@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import insert_job, wait_job_state
+from e2e_harness import insert_job, wait_job_state
 
 
 async def make_due(db, job_id) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import insert_job, wait_job_state
+from e2e_harness import insert_job, wait_job_state
 
 SHUTDOWN_PHASES = ["scheduler_stopped", "polling_stopped", "drained", "exited"]
 

@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from conftest import insert_job, wait_job_state
+from e2e_harness import insert_job, wait_job_state
 
 from ayb_jobs import Client
 from ayb_jobs.errors import DuplicateJob

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from conftest import insert_job, poll_until, wait_job_state
+from e2e_harness import insert_job, poll_until, wait_job_state
 
 
 async def add_schedule(db, name: str, cron_expr: str, *, due_now: bool) -> object:
@@ -45,14 +45,19 @@ async def test_due_schedule_fires_once_with_two_daemons(db, start_daemon):
 
 
 @pytest.mark.slow
-async def test_every_minute_schedule_fires_within_2s_of_the_minute(db, start_daemon):
-    schedule_id = await add_schedule(db, "minutely", "* * * * *", due_now=False)  # filled at start
-    d = start_daemon()
-    fired = await d.event("schedule_fired", lambda r: r["schedule_id"] == str(schedule_id), timeout=75)
-
-    late = await db.fetchval(
-        "SELECT created_at - date_trunc('minute', created_at) FROM _ayb_jobs WHERE id = $1::uuid",
-        fired["job_id"])
+async def test_every_minute_schedule_fires_within_2s_of_the_minute(minutely):
+    """The daemon (see the `minutely` fixture) started with a `* * * * *` schedule and no next_run_at;
+    it must fire at the next minute boundary, not up to a tick later."""
+    d = minutely.daemon
+    fired = await d.event("schedule_fired", lambda r: r["schedule_id"] == str(minutely.schedule_id),
+                          timeout=75)
+    conn = await asyncpg.connect(minutely.url)
+    try:
+        late = await conn.fetchval(
+            "SELECT created_at - date_trunc('minute', created_at) FROM _ayb_jobs WHERE id = $1::uuid",
+            fired["job_id"])
+    finally:
+        await conn.close()
     assert late < timedelta(seconds=2)
     await stop(d)
 

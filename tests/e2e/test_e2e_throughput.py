@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import poll_until
+from e2e_harness import poll_until
 
 from ayb_jobs import Client
 from ayb_jobs.models import NewJob
