@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from ayb_jobs.db import queries
+from ayb_jobs.db.pool import reset_or_discard
 from ayb_jobs.errors import DuplicateJob, InvalidInput
 from ayb_jobs.handlers import TYPE_NAME
 from ayb_jobs.models import Job, NewJob
@@ -57,7 +58,7 @@ class Client:
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4)
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4, reset=reset_or_discard)
         return self._pool
 
     async def close(self) -> None:

@@ -128,6 +128,11 @@ async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str
     return [Job.from_record(r) for r in rows]
 
 
+async def seconds_until_next_job(db: Executor) -> float | None:
+    async with translating():
+        return await db.fetchval(SQL["seconds_until_next_job"])
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """The fence of one claimed job: writes succeed only while (id, worker, attempt) still hold."""

@@ -53,6 +53,11 @@ FROM picked
 WHERE j.id = picked.id
 RETURNING j.*;
 
+-- name: seconds_until_next_job
+-- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle
+-- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later.
+SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs WHERE state = 'queued';
+
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and
 -- re-claimed elsewhere is not touched. Returns the ids actually completed.

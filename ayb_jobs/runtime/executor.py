@@ -177,7 +177,11 @@ class Executor:
                 result: Any) -> None:
         fields = {**self._fields(entry), "duration_ms": round(duration * 1000, 1)}
         job_type = entry.job.type
-        if state is None:
+        if state == "unconfirmed":
+            log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
+                        reason="the write was retried after a database error and found the job already "
+                               "settled; the first attempt most likely committed", **fields)
+        elif state is None:
             self._metrics.lease_lost(job_type)
             log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone", **fields)
         elif state == "completed":

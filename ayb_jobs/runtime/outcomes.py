@@ -36,7 +36,8 @@ class Outcome:
     backoff_s: float = 0.0
     retryable: bool = True
     # Called once the outcome is settled: with the resulting state ("completed", "queued",
-    # "failed", "released") or None when the lease had been lost.
+    # "failed", "released"), None when the lease had been lost, or "unconfirmed" when a write
+    # retried after a database error found nothing to change.
     on_settled: Callable[[str | None], None] = field(default=lambda _state: None)
 
 
@@ -60,6 +61,7 @@ class OutcomeWriter:
     async def run(self) -> None:
         """Write outcomes until close() is called and nothing is pending."""
         delay = 0.05
+        retried: set[int] = set()
         while True:
             if not self._pending:
                 if self._closing:
@@ -72,17 +74,22 @@ class OutcomeWriter:
             try:
                 results = await self._write(kind, batch)
             except Exception as exc:  # retried: the outcome must not be lost
+                retried.update(id(o) for o in batch)
                 self._on_db_error()
                 log.warning("db_error", component="outcomes", error=f"{type(exc).__name__}: {exc}",
                             retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)  # short: finished jobs hold their slots meanwhile
                 continue
             delay = 0.05
             written = {id(o) for o in batch}
             self._pending = [o for o in self._pending if id(o) not in written]
             for o in batch:
-                o.on_settled(results.get(o.claimed.id))
+                # A write retried after a lost connection may have committed the first time: then
+                # the fence finds nothing, which says nothing about the lease.
+                missing = "unconfirmed" if id(o) in retried else None
+                o.on_settled(results.get(o.claimed.id, missing))
+            retried.difference_update(written)
 
     def close(self) -> None:
         """Finish writing what is pending, then stop."""

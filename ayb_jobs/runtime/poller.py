@@ -18,6 +18,8 @@ from ayb_jobs.runtime.executor import Executor
 from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
 
 log = structlog.get_logger("ayb_jobs.poller")
+# Floor for the idle sleep, so a job due "now" that another daemon holds cannot make us spin.
+MIN_SLEEP_S = 0.02
 
 
 class Poller:
@@ -49,7 +51,7 @@ class Poller:
                 self._executor.slot_freed.clear()
                 await wait_any(self.stop, self._executor.slot_freed, timeout=None)
                 if not maybe_more:
-                    await wait_any(self.stop, self.wake, timeout=jittered(self._poll_interval_s))
+                    await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
                 continue
             self.wake.clear()
             asked = self._executor.free_slots()
@@ -64,4 +66,15 @@ class Poller:
             maybe_more = got >= asked
             if maybe_more:
                 continue
-            await wait_any(self.stop, self.wake, timeout=jittered(self._poll_interval_s))
+            await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
+
+    async def _idle_sleep_s(self) -> float:
+        """The poll interval, or less when a queued job (a retry, a delayed job) falls due sooner."""
+        interval = jittered(self._poll_interval_s)
+        try:
+            until_due = await queries.seconds_until_next_job(self._pool)
+        except Exception:
+            return interval  # the next claim reports the database error
+        if until_due is None:
+            return interval
+        return min(interval, max(until_due, MIN_SLEEP_S))

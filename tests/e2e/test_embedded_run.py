@@ -145,7 +145,7 @@ async def test_zero_config_run_starts_postgres_runs_a_job_and_stops_it(base, run
     url, pg_pid = await until_ready(d)
     assert is_running(pg_pid)
     if IS_ROOT:
-        assert Path(f"/proc/{pg_pid}").stat().st_uid == pwd.getpwnam(run_as).pw_uid
+        assert os.stat(f"/proc/{pg_pid}").st_uid == pwd.getpwnam(run_as).pw_uid
 
     job = await run_builtin_job(url)
     assert job["state"] == "completed", job

@@ -1,0 +1,159 @@
+"""The wheel is the product: it builds, carries its data files, and runs from a fresh venv.
+
+Needs PyPI (the isolated build fetches setuptools; the install fetches the dependencies). The build
+runs on a copy of the sources so the work tree gets no build/ or egg-info leftovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "packaging-test-token-0123456789"
+SOURCES = ("pyproject.toml", "README.md", "ayb_jobs")
+
+pytestmark = pytest.mark.slow
+
+
+def run(argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert result.returncode == 0, f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("packaging")
+
+
+@pytest.fixture(scope="module")
+def wheel(workdir: Path) -> Path:
+    src = workdir / "src"
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            src.mkdir(exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(workdir / "dist"), str(src)], 120)
+    [built] = (workdir / "dist").glob("ayb_jobs-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(workdir: Path, wheel: Path) -> Path:
+    """A fresh venv holding only the wheel and its dependencies. It is created without pip (ensurepip
+    is slow) and filled by the project's pip through --python."""
+    path = workdir / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(path)], 60)
+    run([sys.executable, "-m", "pip", "--python", str(path / "bin" / "python"), "install", "--no-compile",
+         "--quiet", str(wheel)], 180)
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    drop = ("AYB_", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A working directory away from the source tree, so nothing imports from the checkout."""
+    return tmp_path
+
+
+def test_wheel_carries_migrations_queries_and_dashboard(wheel: Path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = {p.name for p in (ROOT / "ayb_jobs" / "migrations").glob("*.sql")}
+    static = {p.name for p in (ROOT / "ayb_jobs" / "dashboard" / "static").iterdir() if p.is_file()}
+    assert migrations and static
+    assert {f"ayb_jobs/migrations/{m}" for m in migrations} <= names
+    assert "ayb_jobs/db/queries.sql" in names
+    assert {f"ayb_jobs/dashboard/static/{s}" for s in static} <= names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "ayb-jobs = ayb_jobs.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_wheel_migrates_and_runs(venv: Path, outside: Path, empty_db_url: str):
+    exe = str(venv / "bin" / "ayb-jobs")
+    version = run([exe, "--version"], 30, cwd=outside, env=clean_env())
+    expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert version.stdout.split() == ["ayb-jobs", expected]
+
+    migrated = run([exe, "migrate"], 60, cwd=outside, env=clean_env(AYB_DATABASE_URL=empty_db_url))
+    migrations = sorted(p.name for p in (ROOT / "ayb_jobs" / "migrations").glob("*.sql"))
+    assert migrated.stdout.split() == [w for m in migrations for w in ("applied", m)]
+
+    env = clean_env(AYB_DATABASE_URL=empty_db_url, AYB_JOBS_ENABLED="true", AYB_ADMIN_LISTEN="127.0.0.1:0",
+                    AYB_ADMIN_TOKEN=TOKEN, AYB_LOG_FORMAT="json", AYB_ADMIN_TOKEN_FILE=str(outside / "tok"))
+    with LoggedProcess([exe, "run"], cwd=outside, env=env) as daemon:
+        started = daemon.wait_for("daemon_started", timeout=30)
+        assert started["settings"]["jobs.enabled"] is True
+        page = httpx.get(f"{started['admin_url']}/admin/", timeout=5, follow_redirects=True)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+        assert "<html" in page.text.lower()
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(20) == 0, daemon.tail()
+
+
+class LoggedProcess:
+    """A child whose JSON log lines (stderr) are collected on a thread; killed on exit if still alive."""
+
+    def __init__(self, argv: list[str], **popen: object) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
+        self.records: list[dict] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = {"event": "_raw", "line": raw.decode(errors="replace").rstrip()}
+            with self._cond:
+                self.records.append(record)
+                self._cond.notify_all()
+
+    def wait_for(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for record in self.records:
+                    if record.get("event") == event:
+                        return record
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError(f"no {event!r} (exit code {self.proc.poll()}):\n{self.tail()}")
+                self._cond.wait(min(left, 0.5))
+
+    def tail(self, n: int = 30) -> str:
+        with self._cond:
+            return "\n".join(json.dumps(r) for r in self.records[-n:])
+
+    def __enter__(self) -> LoggedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
