@@ -110,7 +110,7 @@ class DaemonProcess:
         with self._cond:
             return [r for r in self.records if r.get("event") == name and (predicate is None or predicate(r))]
 
-    def wait_for_event(self, name: str, predicate: Predicate | None = None, timeout: float = 10.0) -> Record:
+    def wait_for_event(self, name: str, predicate: Predicate | None = None, timeout: float = 20.0) -> Record:
         """The first record named `name` (matching `predicate`); fails after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -125,7 +125,7 @@ class DaemonProcess:
         why = "exited" if self._eof else f"no such event within {timeout}s"
         raise AssertionError(f"{self.name}: waiting for {name!r}: {why}\n{self.tail()}")
 
-    async def event(self, name: str, predicate: Predicate | None = None, timeout: float = 10.0) -> Record:
+    async def event(self, name: str, predicate: Predicate | None = None, timeout: float = 20.0) -> Record:
         """`wait_for_event` without blocking the test's event loop."""
         return await asyncio.to_thread(self.wait_for_event, name, predicate, timeout)
 
