@@ -70,7 +70,7 @@ RETURNING j.id;
 
 -- name: fail_jobs
 -- Record failed attempts: back to queued after the given backoff while attempts remain (and the
--- error is retryable), else failed. The error is appended to the history, which keeps the last 10.
+-- error is retryable), else failed. The error is appended to the history (last 10 kept).
 -- Fenced like complete_jobs. Returns id and the resulting state.
 -- $1 ids, $2 attempts, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
 WITH d AS (
@@ -82,14 +82,8 @@ SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' 
     run_at = CASE WHEN d.retryable AND j.attempts < j.max_attempts
                   THEN now() + make_interval(secs => d.delay) ELSE j.run_at END,
     last_error = d.err, lease_until = NULL, worker_id = NULL, updated_at = now(),
-    errors = (
-        SELECT coalesce(jsonb_agg(e ORDER BY ord), '[]'::jsonb) FROM (
-            SELECT e, ord FROM jsonb_array_elements(j.errors || jsonb_build_array(jsonb_build_object(
-                'attempt', j.attempts, 'at', now(), 'error', d.err, 'worker_id', j.worker_id)))
-                WITH ORDINALITY AS h(e, ord)
-            ORDER BY ord DESC LIMIT 10
-        ) last10
-    )
+    errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'error', d.err, 'worker_id', j.worker_id))
 FROM d
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.attempts = d.attempt
 RETURNING j.id, j.state;
@@ -136,14 +130,8 @@ SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' EN
                                                      + $2::float8)
                   ELSE j.run_at END,
     last_error = msg.err, lease_until = NULL, worker_id = NULL, updated_at = now(),
-    errors = (
-        SELECT coalesce(jsonb_agg(e ORDER BY ord), '[]'::jsonb) FROM (
-            SELECT e, ord FROM jsonb_array_elements(j.errors || jsonb_build_array(jsonb_build_object(
-                'attempt', j.attempts, 'at', now(), 'error', msg.err, 'worker_id', msg.worker_id)))
-                WITH ORDINALITY AS h(e, ord)
-            ORDER BY ord DESC LIMIT 10
-        ) last10
-    )
+    errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'error', msg.err, 'worker_id', msg.worker_id))
 FROM msg
 WHERE j.id = msg.id
 RETURNING j.id, j.type, j.state, j.attempts, j.max_attempts, msg.worker_id AS lost_worker_id;

@@ -9,3 +9,16 @@ CREATE INDEX idx_ayb_jobs_canceled_at ON _ayb_jobs (canceled_at) WHERE state = '
 CREATE INDEX idx_ayb_jobs_failed_updated ON _ayb_jobs (updated_at) WHERE state = 'failed';
 -- ON DELETE SET NULL of a schedule scans jobs by schedule_id.
 CREATE INDEX idx_ayb_jobs_schedule_id ON _ayb_jobs (schedule_id) WHERE schedule_id IS NOT NULL;
+
+-- The error history's one rule, shared by every statement that records a failure: append the
+-- entry and keep the last 10, oldest first.
+CREATE FUNCTION _ayb_jobs_append_error(history jsonb, entry jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_agg(e ORDER BY ord), '[]'::jsonb) FROM (
+        SELECT e, ord
+        FROM jsonb_array_elements(coalesce(history, '[]'::jsonb) || jsonb_build_array(entry))
+             WITH ORDINALITY AS h(e, ord)
+        ORDER BY ord DESC
+        LIMIT 10
+    ) last10
+$$;
