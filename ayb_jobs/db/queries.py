@@ -177,11 +177,18 @@ async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: f
     return {r["id"] for r in rows}
 
 
+SHUTDOWN_REASON = "interrupted by shutdown"
+
+
 async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
+                       reasons: Sequence[str] | None = None, delays_s: Sequence[float] | None = None,
                        timeout: float | None = None) -> set[UUID]:
+    """Queue claimed jobs again, attempt not counted; by default as a shutdown does (at once)."""
+    reasons = list(reasons) if reasons is not None else [SHUTDOWN_REASON] * len(claimed)
+    delays = [float(d) for d in delays_s] if delays_s is not None else [0.0] * len(claimed)
     async with translating():
-        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], worker_id, timeout=timeout)
+        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.attempt for c in claimed],
+                              worker_id, reasons, delays, timeout=timeout)
     return {r["id"] for r in rows}
 
 

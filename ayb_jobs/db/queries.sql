@@ -98,12 +98,14 @@ WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.attempts = 
 RETURNING j.id;
 
 -- name: release_jobs
--- Give jobs back at shutdown: queued again at once, the interrupted attempt not counted.
--- $1 ids, $2 attempts, $3 worker id
+-- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or
+-- when our database connection went away under the handler (after a delay, so a handler that
+-- keeps losing its connection cannot spin).
+-- $1 ids, $2 attempts, $3 worker id, $4 reasons, $5 delays in seconds
 UPDATE _ayb_jobs j
-SET state = 'queued', run_at = now(), attempts = j.attempts - 1, lease_until = NULL, worker_id = NULL,
-    last_error = 'interrupted by shutdown', updated_at = now()
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts = j.attempts - 1,
+    lease_until = NULL, worker_id = NULL, last_error = d.reason, updated_at = now()
+FROM unnest($1::uuid[], $2::int[], $4::text[], $5::float8[]) AS d(id, attempt, reason, delay)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
 RETURNING j.id;
 

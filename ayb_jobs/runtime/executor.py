@@ -40,6 +40,8 @@ log = structlog.get_logger("ayb_jobs.executor")
 # asyncpg errors that mean our own connection to Postgres went away mid-job. InternalClientError
 # ("cannot switch to state 15; another operation (2) is in progress") is what a pooled connection
 # killed by a server restart raises when it is handed out before asyncpg noticed the close.
+# Not the handler's failure: the job is released uncounted, after a backoff, so a handler that
+# raises these for its own reasons slows down instead of spinning.
 _CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
                     asyncpg.AdminShutdownError, asyncpg.InternalClientError)
 
@@ -136,7 +138,9 @@ class Executor:
         except InvalidPayload as exc:
             self._fail(entry, describe(exc), retryable=False)
         except _CONNECTION_LOST as exc:
-            self._settle(entry, Outcome("release", entry.claimed, job.type, error=describe(exc)))
+            error = truncate_error(f"database connection lost during the job: {describe(exc)}")
+            self._settle(entry, Outcome("release", entry.claimed, job.type, error=error,
+                                        backoff_s=backoff_seconds(job.attempts, self._rand)))
         except Exception as exc:
             self._fail(entry, describe(exc))
         else:

@@ -108,6 +108,8 @@ class OutcomeWriter:
             states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
                                              timeout=WRITE_TIMEOUT_S)
             return {i: str(s) for i, s in states.items()}
-        released = await queries.release_jobs(self._pool, claimed, worker_id=self._worker_id,
-                                              timeout=WRITE_TIMEOUT_S)
+        released = await queries.release_jobs(
+            self._pool, claimed, worker_id=self._worker_id, timeout=WRITE_TIMEOUT_S,
+            reasons=[o.error or queries.SHUTDOWN_REASON for o in batch],
+            delays_s=[o.backoff_s for o in batch])
         return {i: "released" for i in released}

@@ -106,6 +106,20 @@ async def test_release_gives_the_job_back_without_counting_the_attempt(pool: asy
     assert [j.id for j in await queries.claim_jobs(pool, limit=1, lease_s=30, worker_id="w2")] == [job.id]
 
 
+async def test_release_after_a_lost_connection_waits_and_says_why(pool: asyncpg.Pool) -> None:
+    job = await add_job(pool)
+    claimed = await claim_one(pool)
+    released = await queries.release_jobs(pool, [fence(claimed)], worker_id="w1",
+                                          reasons=["database connection lost"], delays_s=[7.25])
+    assert released == {job.id}
+    back = await queries.get_job(pool, job.id)
+    assert back.state is JobState.QUEUED and back.attempts == 0
+    assert back.last_error == "database connection lost"
+    delay = (back.run_at - await db_now(pool)).total_seconds()
+    assert 6.5 < delay <= 7.25
+    assert await queries.claim_jobs(pool, limit=1, lease_s=30, worker_id="w2") == []
+
+
 async def _recover_and_reclaim(pool: asyncpg.Pool, stale_worker: str, new_worker: str):
     job = await add_job(pool, max_attempts=5)
     stale = await claim_one(pool, stale_worker)
