@@ -60,8 +60,15 @@ def _is_secret_field(key: Any, value: Any) -> bool:
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: the last line of defence before rendering."""
-    return _redact(event_dict)
+    """structlog processor: the last line of defence before rendering (in place: it runs per line)."""
+    for key, value in event_dict.items():
+        if _is_secret_field(key, value):
+            event_dict[key] = "***"
+        elif type(value) is str:
+            event_dict[key] = redact_text(value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = _redact(value)
+    return event_dict
 
 
 _SHARED: list[Any] = [
@@ -116,18 +123,53 @@ def configure_logging(
         lib_logger.handlers.clear()
         lib_logger.propagate = True
         lib_logger.setLevel(logging.NOTSET)
+    # Our own events skip stdlib logging: a filtering logger drops disabled levels at the call, and
+    # a line goes straight to the stream. (Through stdlib, formatting one line per job was half of
+    # the daemon's CPU time under load.) Both paths share the processors, so lines look the same.
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
-            *_SHARED,
+            structlog.contextvars.merge_contextvars,
+            _add_logger_name,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            _renderer(log_settings, stream),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_NamedLoggerFactory(stream),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(log_settings.level.upper())),
         # Not cached: a logger fetched at import time must follow a later configure_logging().
         cache_logger_on_first_use=False,
     )
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that knows the name it was fetched with (the `logger` field)."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedLoggerFactory:
+    """One writer per logger name, so an uncached logger does not build a new one per event."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._loggers: dict[str, _NamedWriteLogger] = {}
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        name = str(args[0]) if args and args[0] else "ayb_jobs"
+        found = self._loggers.get(name)
+        if found is None:
+            found = self._loggers[name] = _NamedWriteLogger(self._stream, name)
+        return found
+
+
+def _add_logger_name(logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict.setdefault("logger", getattr(logger, "name", "ayb_jobs"))
+    return event_dict
 
 
 def _remove_our_handlers(root: logging.Logger) -> None:
@@ -142,6 +184,6 @@ def reset_logging() -> None:
     structlog.reset_defaults()
 
 
-def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
     """A structlog logger; `log.info("job_completed", job_id=...)`. Name it after the module."""
-    return structlog.stdlib.get_logger(name, **initial_values)
+    return structlog.get_logger(name, **initial_values)

@@ -63,8 +63,22 @@ def _json(content: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(content, status_code=status)
 
 
+async def reject_unknown_query(request: Request) -> None:
+    """A misspelt filter (`?stat=failed`) must be an error, not a silently unfiltered answer."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        shown = ", ".join(repr(u[:40]) for u in unknown[:5])
+        raise InvalidInput(f"unknown query parameter(s) {shown}; this route accepts: {allowed}",
+                           field="query")
+
+
 router = APIRouter(
-    prefix="/api/admin", dependencies=[Depends(bearer_scheme)], responses=s.error_responses(401, 503)
+    prefix="/api/admin",
+    dependencies=[Depends(bearer_scheme), Depends(reject_unknown_query)],
+    responses=s.error_responses(401, 503),
 )
 _ID = s.error_responses(400, 404)
 _BODY = s.error_responses(400, 413)

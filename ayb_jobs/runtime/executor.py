@@ -79,6 +79,8 @@ class Executor:
         self.concurrency = concurrency
         self._job_timeout_s = job_timeout_s
         self._rand = rand
+        # A concrete logger for the per-job hot path (the module's lazy proxy rebinds on every call).
+        self._log = log.bind()
         self.running: dict[UUID, Running] = {}
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()
@@ -93,7 +95,7 @@ class Executor:
             self.running[job.id] = entry
             entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
             self._metrics.claimed(job.type)
-            log.debug("job_claimed", **self._fields(entry))
+            self._log.debug("job_claimed", **self._fields(entry))
         if self.running:
             self.idle.clear()
         self._metrics.set_in_flight(len(self.running))
@@ -123,7 +125,7 @@ class Executor:
             self._fail(entry, f"no handler registered for job type '{job.type}'", retryable=True)
             return
         ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
-                         log.bind(**self._fields(entry)))
+                         self._log.bind(**self._fields(entry)))
         try:
             async with asyncio.timeout(self._job_timeout_s) as deadline:
                 result = await job_type.handler(job.payload, ctx)
@@ -149,14 +151,14 @@ class Executor:
     def _after_cancel(self, entry: Running) -> None:
         if entry.stop_reason == "lease_lost":
             self._metrics.lease_lost(entry.job.type)
-            log.warning("job_lease_lost", reason="heartbeat could not extend the lease",
-                        **self._fields(entry))
+            self._log.warning("job_lease_lost", reason="heartbeat could not extend the lease",
+                              **self._fields(entry))
             self._free(entry)
         else:
             self._settle(entry, Outcome("release", entry.claimed, entry.job.type))
 
     def _timed_out(self, entry: Running) -> None:
-        log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
+        self._log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
         self._fail(entry, f"timed out after {self._job_timeout_s:g}s")
 
     def _complete(self, entry: Running, result: Any) -> None:
@@ -182,25 +184,26 @@ class Executor:
         fields = {**self._fields(entry), "duration_ms": round(duration * 1000, 1)}
         job_type = entry.job.type
         if state == "unconfirmed":
-            log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
-                        reason="the write was retried after a database error and found the job already "
-                               "settled; the first attempt most likely committed", **fields)
+            self._log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
+                              reason="the write was retried after a database error and found the job "
+                                     "already settled; the first attempt most likely committed", **fields)
         elif state is None:
             self._metrics.lease_lost(job_type)
-            log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone", **fields)
+            self._log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone",
+                              **fields)
         elif state == "completed":
             self._metrics.completed(job_type, duration)
-            log.info("job_completed", result=result, **fields)
+            self._log.info("job_completed", result=result, **fields)
         elif state == "queued":
             self._metrics.retried(job_type, duration)
-            log.warning("job_retry_scheduled", error=outcome.error, retry_in_s=round(outcome.backoff_s, 3),
-                        **fields)
+            self._log.warning("job_retry_scheduled", error=outcome.error,
+                              retry_in_s=round(outcome.backoff_s, 3), **fields)
         elif state == "failed":
             self._metrics.failed(job_type, duration)
-            log.error("job_failed", error=outcome.error, **fields)
+            self._log.error("job_failed", error=outcome.error, **fields)
         else:
             self._metrics.released(job_type)
-            log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)
+            self._log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)
 
     def _free(self, entry: Running) -> None:
         if self.running.pop(entry.job.id, None) is not None:

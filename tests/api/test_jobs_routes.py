@@ -151,3 +151,9 @@ async def test_job_types_lists_the_registry(client) -> None:
     names = [i["type"] for i in items]
     assert "job_prune" in names and names == sorted(names)
     assert all(i["builtin"] is True and isinstance(i["description"], str) for i in items)
+
+
+async def test_unknown_query_parameter_is_400_naming_it_and_the_accepted_ones(client) -> None:
+    r = await client.get("/api/admin/jobs", params={"stat": "failed"})
+    message = assert_envelope(r, 400, "'stat'")["message"]
+    assert "state" in message and "limit" in message
