@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from pg_account import ensure_pg_test_account
 
 from ayb_jobs.db.migrate import migrate
 
@@ -99,3 +100,9 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"
+
+
+@pytest.fixture(scope="session")
+def run_as() -> str:
+    """The account embedded/private Postgres servers run as in tests (ignored when not root)."""
+    return ensure_pg_test_account()

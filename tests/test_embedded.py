@@ -8,7 +8,6 @@ when missing (the product never creates accounts). Data dirs live under a /tmp f
 from __future__ import annotations
 
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -23,31 +22,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ayb_jobs.embedded import EmbeddedPostgres, find_bin_dir
+from ayb_jobs.embedded import EmbeddedPostgres
 from ayb_jobs.errors import StartupError
 
 IS_ROOT = os.geteuid() == 0
-TEST_USER = "aybtest"
-
-try:
-    find_bin_dir()
-except StartupError as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(f"no PostgreSQL server binaries: {exc}", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def run_as() -> str:
-    """The account Postgres runs as when we are root (ignored otherwise)."""
-    if IS_ROOT:
-        try:
-            pwd.getpwnam(TEST_USER)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                 "--shell", "/usr/sbin/nologin", TEST_USER],
-                check=True,
-            )
-    return TEST_USER
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pg_account import PG_TEST_ACCOUNT, ensure_pg_test_account
 
-ACCOUNT = "aybtest"
+ACCOUNT = PG_TEST_ACCOUNT
 PR_SET_PDEATHSIG = 1
 
 
@@ -54,12 +55,7 @@ def free_port() -> int:
 
 
 def ensure_account(name: str = ACCOUNT) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True, capture_output=True)
-        return pwd.getpwnam(name)
+    return pwd.getpwnam(ensure_pg_test_account(name))
 
 
 def _pdeathsig() -> Any:

@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,29 +21,11 @@ import httpx
 import pytest
 from conftest import DaemonProcess, base_env
 
-from ayb_jobs.embedded import find_bin_dir
-from ayb_jobs.errors import StartupError
-
 IS_ROOT = os.geteuid() == 0
-TEST_USER = "aybtest"
 TOKEN = "e2e-embedded-token-0123456789"
 START_TIMEOUT_S = 30.0  # initdb + start take ~1 s idle, several seconds on a loaded CI machine
 
-try:
-    find_bin_dir()
-except StartupError as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(f"no PostgreSQL server binaries: {exc}", allow_module_level=True)
 
-
-@pytest.fixture(scope="module")
-def run_as() -> str:
-    if IS_ROOT:
-        try:
-            pwd.getpwnam(TEST_USER)
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", "/usr/sbin/nologin", TEST_USER], check=True)
-    return TEST_USER
 
 
 @pytest.fixture
