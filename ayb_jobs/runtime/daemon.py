@@ -235,7 +235,7 @@ class Daemon:
 
     async def main_loop(self) -> None:
         """Run until a stop signal, or until a core task dies (a bug: exit 1, supervisor restarts)."""
-        watched = [self.http._task] if self.http and self.http._task else []
+        watched = [self.http.task] if self.http and self.http.task else []
         watched += list(self._tasks.values())
         stop_wait = asyncio.ensure_future(self.stop_requested.wait())
         done, _ = await asyncio.wait([stop_wait, *watched], return_when=asyncio.FIRST_COMPLETED)

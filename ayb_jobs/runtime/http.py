@@ -49,6 +49,10 @@ class HttpServer:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    @property
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
 
