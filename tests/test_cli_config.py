@@ -51,6 +51,29 @@ def test_json_output_is_machine_readable(tmp_path):
     assert data["jobs.handlers"] == {"value": [], "source": "default"}
 
 
+def test_set_flag_beats_file_and_env(tmp_path):
+    path = config_file(tmp_path, "[jobs]\nworker_concurrency = 8\n")
+    result = run_cli("config", "check", "--config", path, "--set", "jobs.worker_concurrency=5", "--json",
+                     env={"AYB_JOBS_WORKER_CONCURRENCY": "6"}, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["jobs.worker_concurrency"] == {"value": 5, "source": "cli"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "fragment"),
+    [
+        ("jobs.worker_concurrency=0", "jobs.worker_concurrency"),
+        ("jobs.enabled=yes", "jobs.enabled"),
+        ("jobs.no_such_key=1", "jobs.no_such_key"),
+        ("worker_concurrency", "KEY=VALUE"),
+    ],
+)
+def test_bad_set_flag_is_one_line_and_exit_2(tmp_path, flag, fragment):
+    result = run_cli("config", "check", "--set", flag, home=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+
+
 def test_example_config_checks_clean(tmp_path):
     result = run_cli("config", "check", "--config", str(REPO / "config.example.toml"), home=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -24,22 +24,44 @@ HEALTH_TIMEOUT_S = 3.0
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run the daemon (queue workers, scheduler, admin HTTP)")
     run.set_defaults(func=cmd_run)
+    _add_set_option(run)
 
     migrate = subparsers.add_parser("migrate", help="apply pending schema migrations to database.url")
     migrate.set_defaults(func=cmd_migrate)
+    _add_set_option(migrate)
 
     config = subparsers.add_parser("config", help="configuration commands")
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND")
     config_sub.required = True
     check = config_sub.add_parser("check", help="validate and print the effective settings and sources")
     check.set_defaults(func=cmd_config_check)
+    _add_set_option(check)
 
     health = subparsers.add_parser("health", help="exit 0 if the daemon answers /healthz (for Docker)")
     health.set_defaults(func=cmd_health)
 
 
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        help="override one setting, above file and environment (e.g. --set jobs.worker_concurrency=8); "
+             "repeatable",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """--set pairs as {"section.key": "value"}; values are read like environment variables."""
+    pairs: dict[str, str] = {}
+    for item in getattr(args, "overrides", []):
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. jobs.enabled=true")
+        pairs[key.strip()] = value
+    return pairs
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(option(args, "config"))
+    return load_settings(option(args, "config"), overrides=_overrides(args))
 
 
 def _lazy(module: str, name: str) -> Any:
