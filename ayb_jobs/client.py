@@ -11,8 +11,6 @@ type" to the daemon (the attempt then fails with the registry's message).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -24,12 +22,10 @@ from ayb_jobs.db.pool import reset_or_discard
 from ayb_jobs.errors import DuplicateJob, InvalidInput
 from ayb_jobs.handlers import TYPE_NAME
 from ayb_jobs.models import Job, NewJob
+from ayb_jobs.wakeup import NotifyThrottle
 
 __all__ = ["Client", "DuplicateJob", "NewJob"]
 
-# Outside a caller's transaction, at most one wake-up NOTIFY per window; a suppressed one is sent
-# at the end of the window so the last jobs of a burst are not left waiting for a poll.
-NOTIFY_WINDOW_S = 0.1
 DEFAULT_MAX_ATTEMPTS = 3
 
 
@@ -53,8 +49,7 @@ class Client:
         self._pool = pool
         self._own_pool = pool is None
         self._default_max_attempts = default_max_attempts
-        self._last_notify = 0.0
-        self._trailing: asyncio.Task[None] | None = None
+        self._throttle = NotifyThrottle()
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -62,8 +57,7 @@ class Client:
         return self._pool
 
     async def close(self) -> None:
-        if self._trailing is not None:
-            await self._trailing
+        await self._throttle.close()
         if self._own_pool and self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -92,30 +86,9 @@ class Client:
             return await queries.enqueue_jobs(conn, batch, default_max_attempts=self._default_max_attempts,
                                               notify=True)
         pool = await self._get_pool()
-        notify_now = self._take_notify_slot()
+        notify_now = self._throttle.take()
         inserted = await queries.enqueue_jobs(pool, batch, default_max_attempts=self._default_max_attempts,
                                               notify=notify_now)
         if not notify_now:
-            self._schedule_trailing_notify(pool)
+            self._throttle.trail(pool)
         return inserted
-
-    def _take_notify_slot(self) -> bool:
-        now = time.monotonic()
-        if now - self._last_notify >= NOTIFY_WINDOW_S:
-            self._last_notify = now
-            return True
-        return False
-
-    def _schedule_trailing_notify(self, pool: asyncpg.Pool) -> None:
-        if self._trailing is not None and not self._trailing.done():
-            return
-
-        async def trailing() -> None:
-            await asyncio.sleep(max(0.0, self._last_notify + NOTIFY_WINDOW_S - time.monotonic()))
-            self._last_notify = time.monotonic()
-            try:
-                await queries.notify(pool)
-            except Exception:
-                pass  # only latency is lost: the daemons' polling finds the jobs anyway
-
-        self._trailing = asyncio.create_task(trailing())

@@ -19,6 +19,7 @@ from ayb_jobs.db.queries import NewSchedule, ScheduleChanges
 from ayb_jobs.errors import Conflict, InvalidInput
 from ayb_jobs.handlers import Registry
 from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+from ayb_jobs.wakeup import NotifyThrottle
 
 MAX_LIST_LIMIT = 500
 MAX_PREVIEW_COUNT = 50
@@ -60,6 +61,7 @@ class JobService:
         # Hooks the daemon sets to wake its own poller / scheduler without waiting for a tick.
         self._on_enqueued = on_enqueued
         self._on_schedules_changed = on_schedules_changed
+        self._throttle = NotifyThrottle()
 
     # --- jobs ------------------------------------------------------------------------------------
 
@@ -73,7 +75,11 @@ class JobService:
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("runAt must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="runAt")
         new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)
-        [job] = await queries.enqueue_jobs(self.pool, [new], default_max_attempts=self.default_max_attempts)
+        notify_now = self._throttle.take()
+        [job] = await queries.enqueue_jobs(self.pool, [new], default_max_attempts=self.default_max_attempts,
+                                           notify=notify_now)
+        if not notify_now:
+            self._throttle.trail(self.pool)
         self._on_enqueued()
         return job
 
