@@ -83,16 +83,37 @@ class Daemon:
     # --- the whole life --------------------------------------------------------------------------
 
     async def serve(self) -> int:
+        # Signals first: a SIGTERM during start-up (a slow migration, Postgres starting) stops the
+        # start cleanly instead of killing the process with the default action.
+        self.install_signals()
         try:
-            await self.startup()
+            started = await self.start_unless_stopped()
         except AybJobsError as exc:
             code = exc.exit_code if isinstance(exc, StartupError) else 1
             log.error("daemon_start_failed", error=exc.message, exit_code=code)
             await self.close_resources()
             return code
+        if not started:
+            log.info("start_interrupted", message="stop requested during start-up; nothing was running")
+            await self.close_resources()
+            return 0
         await self.main_loop()
         await self.shutdown()
         return self.exit_code
+
+    async def start_unless_stopped(self) -> bool:
+        """Run start-up; False if a stop signal came first (start-up is then cancelled)."""
+        startup = asyncio.ensure_future(self.startup())
+        stop_wait = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait([startup, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if startup.done():
+            startup.result()  # re-raises a start-up error
+            return True
+        startup.cancel()
+        with contextlib.suppress(asyncio.CancelledError, AybJobsError):
+            await startup
+        return False
 
     # --- start-up --------------------------------------------------------------------------------
 
@@ -110,9 +131,6 @@ class Daemon:
             self.start_legacy_mode()
         if self._sock is not None:
             await self.start_http()
-        # Before READY=1 and daemon_started: a SIGTERM sent as soon as we say we are up must start an
-        # orderly shutdown, not kill the process with the default action.
-        self.install_signals()
         self.notifier.ready()
         self.spawn("supervision", self.supervise())
         log.info("daemon_started", worker_id=self.worker_id, pid=os.getpid(),
