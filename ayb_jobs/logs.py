@@ -21,6 +21,10 @@ from ayb_jobs.config import LogSettings, redact_dsn
 
 _HANDLER_MARK = "_ayb_jobs_handler"
 _ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncpg")
+# Fields that only ever hold values we generate (ids, type names, timestamps): skipped on the hot
+# path. Free text (`event` of stdlib records, `error`, `result`...) is always scanned.
+_NO_SECRETS = frozenset({"job_id", "job_type", "worker_id", "attempt", "duration_ms", "logger", "level",
+                         "timestamp"})
 _SECRET_FIELDS = frozenset({"password", "token", "admin_token", "authorization", "secret"})
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 # What every redaction pattern needs to find: "user:pw@" in URLs, "password=/pwd=" pairs, "Bearer x".
@@ -62,6 +66,8 @@ def _is_secret_field(key: Any, value: Any) -> bool:
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: the last line of defence before rendering (in place: it runs per line)."""
     for key, value in event_dict.items():
+        if key in _NO_SECRETS:
+            continue
         if _is_secret_field(key, value):
             event_dict[key] = "***"
         elif type(value) is str:
