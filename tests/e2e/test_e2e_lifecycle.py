@@ -50,7 +50,8 @@ def phases(daemon) -> list[str]:
 
 
 async def test_start_notifies_systemd_and_sigterm_exits_cleanly(db, start_daemon, notify_socket):
-    d = start_daemon(NOTIFY_SOCKET=notify_socket.getsockname())
+    # WATCHDOG_USEC of 1 s: systemd expects a ping at least every second, we send every half.
+    d = start_daemon(NOTIFY_SOCKET=notify_socket.getsockname(), WATCHDOG_USEC="1000000")
     started = await d.event("daemon_started")
     assert started["settings"]["jobs.enabled"] is True
     assert "record" in started["job_types"]
@@ -58,6 +59,8 @@ async def test_start_notifies_systemd_and_sigterm_exits_cleanly(db, start_daemon
     await asyncio.to_thread(receive_until, notify_socket, "READY=1")
     status = await asyncio.to_thread(receive_until, notify_socket, "STATUS=")
     assert "queued" in status
+    for _ in range(2):  # not a one-off: the pings keep coming while the daemon is healthy
+        await asyncio.to_thread(receive_until, notify_socket, "WATCHDOG=1", 3.0)
 
     d.signal(signal.SIGTERM)
     await asyncio.to_thread(receive_until, notify_socket, "STOPPING=1")
