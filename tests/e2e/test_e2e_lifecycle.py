@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from e2e_harness import insert_job, wait_job_state
 
@@ -151,3 +152,38 @@ async def test_no_auto_migrate_on_empty_database_exits_1(empty_db_url, start_dae
     await d.expect_exit(1)
     [line] = error_lines(d)
     assert "run `ayb-jobs migrate`" in line["error"]
+
+
+def datagrams_within(sock: socket.socket, seconds: float) -> list[str]:
+    """Every datagram that arrives in the next `seconds` (a bounded window: absence is the point)."""
+    got: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+    return got
+
+
+async def test_watchdog_pings_stop_while_the_database_is_unreachable(db, db_url, start_daemon, notify_socket):
+    """1. pings flow; 2. the database refuses connections and ours are cut: pings stop (systemd
+    would restart a daemon that cannot reach its database); 3. connections allowed again: pings resume."""
+    d = start_daemon(NOTIFY_SOCKET=notify_socket.getsockname(), WATCHDOG_USEC="1000000")
+    await asyncio.to_thread(receive_until, notify_socket, "WATCHDOG=1")
+    dbname = db_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = $1 AND pid <> pg_backend_pid()", dbname)
+        await asyncio.to_thread(datagrams_within, notify_socket, 1.0)  # a ping already on its way
+        silent = await asyncio.to_thread(datagrams_within, notify_socket, 2.5)
+        assert not [m for m in silent if "WATCHDOG=1" in m.splitlines()], silent
+        await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+        await asyncio.to_thread(receive_until, notify_socket, "WATCHDOG=1", 15.0)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    d.signal(signal.SIGTERM)
+    await d.expect_exit(0, timeout=20)
