@@ -94,8 +94,9 @@ class Registry:
             raise StartupError(f"jobs.handlers: '{spec}' is not a callable in {module_name}", exit_code=2)
         try:
             register(self)
-        except ValueError as exc:
-            raise StartupError(f"jobs.handlers: '{spec}': {exc}", exit_code=2) from exc
+        except Exception as exc:  # a broken register() is a configuration problem: say which, exit 2
+            raise StartupError(f"jobs.handlers: '{spec}' failed: {type(exc).__name__}: {exc}",
+                               exit_code=2) from exc
 
 
 def default_registry(handler_specs: list[str] | tuple[str, ...] = ()) -> Registry:
