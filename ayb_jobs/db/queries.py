@@ -268,6 +268,13 @@ async def job_stats(db: Executor, *, timeout: float | None = None) -> JobStats:
                     r["scheduled"], round(r["oldest_queued_age_sec"], 3))
 
 
+async def active_counts(db: Executor, *, timeout: float | None = None) -> tuple[int, int]:
+    """(queued, running), without scanning finished jobs."""
+    async with translating():
+        r = await db.fetchrow(SQL["active_counts"], timeout=timeout)
+    return r["queued"], r["running"]
+
+
 async def prune_jobs(db: Executor, *, completed_retention_h: int, failed_retention_h: int,
                      batch: int) -> int:
     async with translating():

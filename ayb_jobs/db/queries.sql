@@ -187,6 +187,12 @@ SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
                 FILTER (WHERE state = 'queued' AND run_at <= now())), 0), 0)::float8 AS oldest_queued_age_sec
 FROM _ayb_jobs;
 
+-- name: active_counts
+-- Queued and running jobs only, read through the two partial indexes: cheap enough to run every
+-- few seconds (systemd STATUS) however many finished jobs the table holds.
+SELECT (SELECT count(*) FROM _ayb_jobs WHERE state = 'queued') AS queued,
+       (SELECT count(*) FROM _ayb_jobs WHERE state = 'running') AS running;
+
 -- name: prune_jobs
 -- Delete one bounded batch of finished jobs older than their retention. $1 completed/canceled
 -- retention hours, $2 failed retention hours, $3 batch size

@@ -278,6 +278,8 @@ class Daemon:
 
     async def supervise(self) -> None:
         """Watchdog pings while the loop and the database are healthy, and a STATUS line."""
+        if not self.notifier.enabled:
+            return  # not run by systemd: nobody to tell, so no queries for it either
         interval = self.notifier.watchdog_interval_s()
         period = min(interval, STATUS_INTERVAL_S) if interval else STATUS_INTERVAL_S
         while not self.stop_requested.is_set():
@@ -294,9 +296,9 @@ class Daemon:
         if not self.jobs.enabled:
             await queries.db_now(self.pool, timeout=PING_TIMEOUT_S)
             return "jobs disabled; legacy webhook pruner active"
-        stats = await queries.job_stats(self.pool, timeout=PING_TIMEOUT_S)
+        queued, running = await queries.active_counts(self.pool, timeout=PING_TIMEOUT_S)
         running_here = len(self.executor.running) if self.executor else 0
-        return f"{running_here} running here, {stats.running} running, {stats.queued} queued"
+        return f"{running_here} running here, {running} running, {queued} queued"
 
     # --- shutdown --------------------------------------------------------------------------------
 

@@ -138,3 +138,18 @@ async def test_stats_of_an_empty_queue(service: JobService) -> None:
     s = await service.stats()
     assert s.to_api() == {"queued": 0, "running": 0, "completed": 0, "failed": 0, "canceled": 0,
                           "scheduled": 0, "oldestQueuedAgeSec": 0.0}
+
+
+async def test_active_counts_read_only_the_partial_indexes(pool: asyncpg.Pool) -> None:
+    """systemd's STATUS line runs every few seconds: it must count queued/running jobs without
+    scanning the (much larger) finished ones."""
+    await pool.execute("INSERT INTO _ayb_jobs (type, state, completed_at) "
+                       "SELECT 'job_prune', 'completed', now() FROM generate_series(1, 20000)")
+    await add_job(pool)
+    await add_job(pool)
+    await claim_one(pool)
+    await pool.execute("ANALYZE _ayb_jobs")
+    assert await queries.active_counts(pool) == (1, 1)
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + queries.SQL["active_counts"]))
+    assert "idx_ayb_jobs_claimable" in plan and "idx_ayb_jobs_lease" in plan
+    assert "Seq Scan" not in plan
