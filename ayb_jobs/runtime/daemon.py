@@ -132,7 +132,8 @@ class Daemon:
         if self._sock is not None:
             await self.start_http()
         self.notifier.ready()
-        self.spawn("supervision", self.supervise())
+        if self.notifier.enabled:  # not run by systemd: nobody to tell, so no queries for it either
+            self.spawn("supervision", self.supervise())
         log.info("daemon_started", worker_id=self.worker_id, pid=os.getpid(),
                  settings={k: v for k, v, _src in settings_report(self.settings)},
                  admin_url=self.admin_url(), job_types=self.registry.names())
@@ -278,8 +279,6 @@ class Daemon:
 
     async def supervise(self) -> None:
         """Watchdog pings while the loop and the database are healthy, and a STATUS line."""
-        if not self.notifier.enabled:
-            return  # not run by systemd: nobody to tell, so no queries for it either
         interval = self.notifier.watchdog_interval_s()
         period = min(interval, STATUS_INTERVAL_S) if interval else STATUS_INTERVAL_S
         while not self.stop_requested.is_set():
