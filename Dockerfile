@@ -3,7 +3,8 @@
 #   docker build -t ayb-jobs .
 #   docker run --rm -e AYB_DATABASE_URL=postgresql://user:pass@db:5432/app -e AYB_JOBS_ENABLED=true ayb-jobs
 #
-# Configuration is through AYB_* environment variables (SPEC §7; `ayb-jobs config check` prints them):
+# Configuration is through AYB_* environment variables (docs/configuration.md; `ayb-jobs config check`
+# prints them):
 #   AYB_DATABASE_URL   the Postgres DSN. Set it: this image ships no PostgreSQL server, so the embedded
 #                      (zero-config) mode would stop at start-up asking for the server binaries.
 #   AYB_JOBS_ENABLED   true to run workers (default false).
@@ -29,10 +30,12 @@ RUN groupadd --system --gid 10001 ayb \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ayb_jobs ./ayb_jobs
+# The schema lives at the top level and is installed as the package ayb_jobs.migrations.
+COPY migrations ./migrations
 RUN pip install . && rm -rf /src
 
 WORKDIR /var/lib/ayb-jobs
-# <data> is $STATE_DIRECTORY when set (SPEC §7); reuse that convention instead of a home directory.
+# <data> is $STATE_DIRECTORY when set (docs/configuration.md); reuse that instead of a home directory.
 ENV STATE_DIRECTORY=/var/lib/ayb-jobs \
     AYB_ADMIN_LISTEN=127.0.0.1:8090 \
     AYB_LOG_FORMAT=json
@@ -41,7 +44,7 @@ EXPOSE 8090
 
 USER ayb:ayb
 
-# The daemon drains on SIGTERM (SPEC §6); exec-form ENTRYPOINT makes it PID 1 so it receives the signal.
+# The daemon drains on SIGTERM (docs/job-lifecycle.md); exec-form ENTRYPOINT makes it PID 1 so it gets it.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["ayb-jobs", "health"]
 ENTRYPOINT ["ayb-jobs"]

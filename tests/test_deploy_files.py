@@ -53,7 +53,14 @@ def test_dockerfile_runs_the_daemon_as_non_root_with_a_healthcheck() -> None:
 def test_dockerignore_keeps_the_build_inputs() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert ".git" in ignored and ".venv" in ignored
-    assert not ignored & {"ayb_jobs", "pyproject.toml", "README.md", "*", "**"}
+    assert not ignored & {"ayb_jobs", "migrations", "pyproject.toml", "README.md", "*", "**"}
+
+
+def test_dockerfile_copies_the_top_level_migrations() -> None:
+    """`pip install .` in the image needs the schema folder, which lives outside the package."""
+    copies = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ")]
+    assert "ayb_jobs" in copies and "migrations" in copies
 
 
 def test_compose_runs_ayb_jobs_after_a_healthy_postgres() -> None:

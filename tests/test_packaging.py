@@ -1,7 +1,10 @@
 """The wheel is the product: it builds, carries its data files, and runs from a fresh venv.
 
-Needs PyPI (the isolated build fetches setuptools; the install fetches the dependencies). The build
-runs on a copy of the sources so the work tree gets no build/ or egg-info leftovers.
+The schema lives once, in the top-level `migrations/`, installed as the package `ayb_jobs.migrations`:
+a wheel carries the files, an editable install (scripts/setup.sh) reads them where they are.
+
+Needs PyPI (the isolated build fetches setuptools; the install fetches the dependencies). Builds and
+editable installs run on a copy of the sources so the work tree gets no build/ or egg-info leftovers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "packaging-test-token-0123456789"
-SOURCES = ("pyproject.toml", "README.md", "ayb_jobs")
+SOURCES = ("pyproject.toml", "README.md", "ayb_jobs", "migrations")
+MIGRATIONS = ROOT / "migrations"
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +43,29 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("packaging")
 
 
-@pytest.fixture(scope="module")
-def wheel(workdir: Path) -> Path:
-    src = workdir / "src"
+def copy_sources(dest: Path) -> Path:
+    dest.mkdir()
     for name in SOURCES:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
-            src.mkdir(exist_ok=True)
-            shutil.copy2(ROOT / name, src / name)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+def source_files() -> list[Path]:
+    """Every file the wheel must carry, relative to the checkout."""
+    found = [p for top in ("ayb_jobs", "migrations") for p in (ROOT / top).rglob("*") if p.is_file()]
+    return [p.relative_to(ROOT) for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc"]
+
+
+def migration_names() -> list[str]:
+    return sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9]_*.sql"))
+
+
+@pytest.fixture(scope="module")
+def wheel(workdir: Path) -> Path:
+    src = copy_sources(workdir / "src")
     run([sys.executable, "-m", "build", "--wheel", "--outdir", str(workdir / "dist"), str(src)], 120)
     [built] = (workdir / "dist").glob("ayb_jobs-*.whl")
     return built
@@ -77,14 +95,24 @@ def outside(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_migrations_have_one_home():
+    assert migration_names(), "no migrations in the top-level migrations/ folder"
+    assert not (ROOT / "ayb_jobs" / "migrations").exists(), (
+        "ayb_jobs/migrations/ must not exist: the schema lives in the top-level migrations/ "
+        "(a leftover folder there would shadow it)"
+    )
+
+
 def test_wheel_carries_migrations_queries_and_dashboard(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
-    migrations = {p.name for p in (ROOT / "ayb_jobs" / "migrations").glob("*.sql")}
-    static = {p.name for p in (ROOT / "ayb_jobs" / "dashboard" / "static").iterdir() if p.is_file()}
-    assert migrations and static
-    assert {f"ayb_jobs/migrations/{m}" for m in migrations} <= names
+    assert {f"ayb_jobs/migrations/{m}" for m in migration_names()} <= names
     assert "ayb_jobs/db/queries.sql" in names
-    assert {f"ayb_jobs/dashboard/static/{s}" for s in static} <= names
+    assert any(n.startswith("ayb_jobs/dashboard/static/") for n in names)
+    # The package list in pyproject.toml is written by hand: every source and data file must be in.
+    expected = {str(p).replace("migrations/", "ayb_jobs/migrations/", 1) if p.parts[0] == "migrations"
+                else str(p) for p in source_files()}
+    missing = sorted(expected - names)
+    assert not missing, f"not in the wheel (add the package to pyproject.toml): {missing}"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "ayb-jobs = ayb_jobs.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -96,8 +124,7 @@ def test_installed_wheel_migrates_and_runs(venv: Path, outside: Path, empty_db_u
     assert version.stdout.split() == ["ayb-jobs", expected]
 
     migrated = run([exe, "migrate"], 60, cwd=outside, env=clean_env(AYB_DATABASE_URL=empty_db_url))
-    migrations = sorted(p.name for p in (ROOT / "ayb_jobs" / "migrations").glob("*.sql"))
-    assert migrated.stdout.split() == [w for m in migrations for w in ("applied", m)]
+    assert migrated.stdout.split() == [w for m in migration_names() for w in ("applied", m)]
 
     env = clean_env(AYB_DATABASE_URL=empty_db_url, AYB_JOBS_ENABLED="true", AYB_ADMIN_LISTEN="127.0.0.1:0",
                     AYB_ADMIN_TOKEN=TOKEN, AYB_LOG_FORMAT="json", AYB_ADMIN_TOKEN_FILE=str(outside / "tok"))
@@ -110,6 +137,57 @@ def test_installed_wheel_migrates_and_runs(venv: Path, outside: Path, empty_db_u
         assert "<html" in page.text.lower()
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(20) == 0, daemon.tail()
+
+
+@pytest.fixture(scope="module")
+def editable(workdir: Path) -> tuple[Path, Path]:
+    """A fresh venv with an editable install (as scripts/setup.sh makes) of a copy of the sources."""
+    src = copy_sources(workdir / "editable-src")
+    path = workdir / "editable-venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(path)], 60)
+    run([sys.executable, "-m", "pip", "--python", str(path / "bin" / "python"), "install", "--no-compile",
+         "--quiet", "-e", str(src)], 180)
+    return src, path
+
+
+def test_editable_install_migrates_from_the_top_level_folder(
+    editable: tuple[Path, Path], outside: Path, empty_db_url: str
+):
+    src, venv_path = editable
+    exe = str(venv_path / "bin" / "ayb-jobs")
+    env = clean_env(AYB_DATABASE_URL=empty_db_url)
+    migrated = run([exe, "migrate"], 60, cwd=outside, env=env)
+    assert migrated.stdout.split() == [w for m in migration_names() for w in ("applied", m)]
+
+    # A new file in the checkout's migrations/ is seen at once: there is no second copy to update.
+    probe = src / "migrations" / "999_editable_probe.sql"
+    probe.write_text("CREATE TABLE _editable_probe (id int);\n")
+    try:
+        again = run([exe, "migrate"], 60, cwd=outside, env=env)
+    finally:
+        probe.unlink()
+    assert again.stdout.split() == ["applied", "999_editable_probe.sql"]
+
+
+def test_leftover_old_migrations_folder_is_reported_not_silently_empty(
+    editable: tuple[Path, Path], outside: Path, empty_db_url: str
+):
+    """An empty ayb_jobs/migrations/ (the old place, left behind by a checkout) would shadow the real
+    package and make `migrate` find nothing; it must say so instead of 'schema is up to date'."""
+    src, venv_path = editable
+    stale = src / "ayb_jobs" / "migrations"
+    stale.mkdir()
+    try:
+        exe = str(venv_path / "bin" / "ayb-jobs")
+        env = clean_env(AYB_DATABASE_URL=empty_db_url)
+        result = subprocess.run([exe, "migrate"], capture_output=True, text=True, timeout=60,
+                                cwd=outside, env=env)
+    finally:
+        stale.rmdir()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no migration files found" in result.stderr
+    assert "leftover ayb_jobs/migrations/" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 class LoggedProcess:

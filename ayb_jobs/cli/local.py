@@ -101,7 +101,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _migration_count() -> int:
-    folder = resources.files("ayb_jobs") / "migrations"
+    folder = resources.files("ayb_jobs.migrations")
     return sum(1 for f in folder.iterdir() if f.name.endswith(".sql")) if folder.is_dir() else 0
 
 

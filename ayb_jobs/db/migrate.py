@@ -1,4 +1,4 @@
-"""Apply the numbered SQL files in ayb_jobs/migrations in order, each once.
+"""Apply the numbered SQL files of `migrations/` (installed as `ayb_jobs.migrations`) in order, each once.
 
 Each file runs in its own transaction together with its `_ayb_migrations` row, under a
 transaction-level advisory lock, so daemons starting together serialise here and each file is
@@ -14,7 +14,7 @@ from importlib import resources
 import asyncpg
 
 from ayb_jobs.db.pool import connect
-from ayb_jobs.errors import SchemaBehind
+from ayb_jobs.errors import SchemaBehind, StartupError
 
 # Arbitrary constant shared by every ayb-jobs process: the migration lock's key.
 MIGRATION_LOCK_KEY = 7_342_990_231
@@ -35,8 +35,14 @@ class Migration:
 
 
 def available() -> list[Migration]:
-    folder = resources.files("ayb_jobs").joinpath("migrations")
+    folder = resources.files("ayb_jobs.migrations")
     names = sorted(p.name for p in folder.iterdir() if _FILE.match(p.name))
+    if not names:
+        # A leftover ayb_jobs/migrations/ folder (their old place) shadows the installed package.
+        raise StartupError(
+            f"no migration files found in {folder}; reinstall ayb-jobs "
+            "(in a checkout: remove a leftover ayb_jobs/migrations/ folder and run scripts/setup.sh)"
+        )
     return [Migration(n, folder.joinpath(n).read_text("utf-8")) for n in names]
 
 
