@@ -20,9 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-# Spelt in two pieces so that this file does not match its own check.
-EXTERNAL_DOC = "SP" + "EC"
-SECTION_SIGN = "\u00a7"
+# The design notes outside the repository, and section numbers (\u00a7) pointing into them; spelt
+# in pieces so that this file does not match its own check. Words like HANDLERS_SPEC do not match.
+EXTERNAL_DOC = re.compile(r"\b(" + "SP" + "EC|STACK-NOTES|STYLE\\.md)\\b|\u00a7")
 
 # Files still citing it, to be reworded by the final sweep (source comments are being edited on
 # other branches; shipped migrations are never edited without a decision). Empty this set then.
@@ -109,6 +109,6 @@ def test_no_file_cites_the_external_design_document():
         except UnicodeDecodeError:
             continue
         for number, line in enumerate(text.splitlines(), 1):
-            if EXTERNAL_DOC in line or SECTION_SIGN in line:
+            if EXTERNAL_DOC.search(line):
                 offenders.append(f"{name}:{number}: {line.strip()[:100]}")
     assert not offenders, "point at docs/ instead:\n" + "\n".join(offenders)
