@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -187,6 +188,28 @@ def test_leftover_old_migrations_folder_is_reported_not_silently_empty(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no migration files found" in result.stderr
     assert "leftover ayb_jobs/migrations/" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_editable_install_from_before_the_move_is_told_to_reinstall(
+    editable: tuple[Path, Path], outside: Path, empty_db_url: str
+):
+    """An editable install made while the files lived in ayb_jobs/migrations/ maps only `ayb_jobs`;
+    after the move its `migrate` must say to reinstall, not print a traceback."""
+    _src, venv_path = editable
+    [finder] = (venv_path / "lib").glob("python3*/site-packages/__editable___ayb_jobs_*_finder.py")
+    original = finder.read_text()
+    assert "'ayb_jobs.migrations':" in original
+    finder.write_text(re.sub(r", 'ayb_jobs\.migrations': '[^']*'", "", original))
+    try:
+        exe = str(venv_path / "bin" / "ayb-jobs")
+        env = clean_env(AYB_DATABASE_URL=empty_db_url)
+        result = subprocess.run([exe, "migrate"], capture_output=True, text=True, timeout=60,
+                                cwd=outside, env=env)
+    finally:
+        finder.write_text(original)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the schema migrations are not installed; reinstall ayb-jobs" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -34,14 +34,20 @@ class Migration:
     sql: str
 
 
+_REINSTALL = "reinstall ayb-jobs (in a checkout: run scripts/setup.sh)"
+
+
 def available() -> list[Migration]:
-    folder = resources.files("ayb_jobs.migrations")
+    try:
+        folder = resources.files("ayb_jobs.migrations")
+    except ModuleNotFoundError:  # an editable install made before the files moved to migrations/
+        raise StartupError(f"the schema migrations are not installed; {_REINSTALL}") from None
     names = sorted(p.name for p in folder.iterdir() if _FILE.match(p.name))
     if not names:
         # A leftover ayb_jobs/migrations/ folder (their old place) shadows the installed package.
         raise StartupError(
-            f"no migration files found in {folder}; reinstall ayb-jobs "
-            "(in a checkout: remove a leftover ayb_jobs/migrations/ folder and run scripts/setup.sh)"
+            f"no migration files found in {folder}; remove a leftover ayb_jobs/migrations/ folder, "
+            f"or {_REINSTALL}"
         )
     return [Migration(n, folder.joinpath(n).read_text("utf-8")) for n in names]
 
