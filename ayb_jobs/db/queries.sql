@@ -194,27 +194,29 @@ WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
 
 -- name: job_timeline
 -- The dashboard's chart and per-type breakdown in one statement: jobs finished in the last $1
--- minutes, per minute and type (completed by completed_at, failed by updated_at, each read through
--- its partial index, so the cost follows the window's volume, not the table's size), plus queued
--- and running jobs per type (through their partial indexes). The one-row `clock` side makes an
--- empty window still return the current minute.
+-- minutes, per minute and type (completed by completed_at, failed by updated_at), plus queued and
+-- running jobs per type. Each arm names one state so that it reads through that state's partial
+-- index (idx_ayb_jobs_completed_at, idx_ayb_jobs_failed_updated, the claim and lease indexes): the
+-- cost follows the window's volume and the live queue, not the table's size. The window bound is
+-- written with now() (not a CTE column) so the planner can estimate it. The one-row `clock` side
+-- makes an empty window still return the current minute.
 -- $1 minutes
-WITH clock AS (
-    SELECT date_trunc('minute', now()) AS current_minute
-), counted AS (
-    SELECT type, date_trunc('minute', completed_at) AS minute, 'completed' AS outcome
-    FROM _ayb_jobs, clock
-    WHERE state = 'completed' AND completed_at >= current_minute - make_interval(mins => $1 - 1)
+WITH counted AS (
+    SELECT type, date_trunc('minute', completed_at) AS minute, 'completed' AS outcome FROM _ayb_jobs
+    WHERE state = 'completed'
+      AND completed_at >= date_trunc('minute', now()) - make_interval(mins => $1::int - 1)
     UNION ALL
-    SELECT type, date_trunc('minute', updated_at), 'failed'
-    FROM _ayb_jobs, clock
-    WHERE state = 'failed' AND updated_at >= current_minute - make_interval(mins => $1 - 1)
+    SELECT type, date_trunc('minute', updated_at), 'failed' FROM _ayb_jobs
+    WHERE state = 'failed' AND updated_at >= date_trunc('minute', now()) - make_interval(mins => $1::int - 1)
     UNION ALL
-    SELECT type, NULL, state FROM _ayb_jobs WHERE state IN ('queued', 'running')
+    SELECT type, NULL, 'queued' FROM _ayb_jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT type, NULL, 'running' FROM _ayb_jobs WHERE state = 'running'
 ), grouped AS (
     SELECT type, minute, outcome, count(*) AS n FROM counted GROUP BY type, minute, outcome
 )
-SELECT clock.current_minute, grouped.* FROM clock LEFT JOIN grouped ON true;
+SELECT clock.current_minute, grouped.*
+FROM (SELECT date_trunc('minute', now()) AS current_minute) clock LEFT JOIN grouped ON true;
 
 -- name: job_stats
 -- Counts per state from one snapshot (one statement). The oldest age is of due jobs only, so a job
