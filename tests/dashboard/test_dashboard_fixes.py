@@ -115,8 +115,8 @@ async def test_auto_refresh_waits_while_text_is_selected(dash, pool) -> None:
     }""")
     await insert_job(pool)
     await page.clock.run_for(10_000)
-    assert await page.evaluate("getSelection().toString()") == "job_prune"
     await expect(rows).to_have_count(1)
+    assert await page.evaluate("getSelection().toString()") == "job_prune"
     await page.evaluate("getSelection().removeAllRanges()")
     await page.clock.run_for(5_000)
     await expect(rows).to_have_count(2)
