@@ -39,9 +39,10 @@ def _free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, base: str, proc: subprocess.Popen) -> None:
+    def __init__(self, base: str, proc: asyncio.subprocess.Process) -> None:
         self.base, self.proc = base, proc
-        self.api = httpx.AsyncClient(base_url=base + "/api/admin", headers={"Authorization": f"Bearer {TOKEN}"})
+        self.api = httpx.AsyncClient(base_url=base + "/api/admin",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
 
     async def enqueue(self, job_type: str, **body) -> dict:
         r = await self.api.post("/jobs", json={"type": job_type, **body})
@@ -59,11 +60,11 @@ class Daemon:
             await asyncio.sleep(0.05)
 
 
-async def _wait_ready(base: str, proc: subprocess.Popen) -> None:
+async def _wait_ready(base: str, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + DEADLINE_S
     async with httpx.AsyncClient() as c:
         while True:
-            assert proc.poll() is None, "the daemon exited at start"
+            assert proc.returncode is None, "the daemon exited at start"
             try:
                 if (await c.get(base + "/readyz")).status_code == 200:
                     return
@@ -87,8 +88,9 @@ async def daemon(template_db: str) -> AsyncIterator[Daemon]:
         "AYB_JOBS_POLL_INTERVAL_MS": "200", "AYB_JOBS_SHUTDOWN_TIMEOUT_S": "0", "AYB_LOG_FORMAT": "json",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT), os.environ.get("PYTHONPATH")])),
     })
-    proc = subprocess.Popen([sys.executable, "-m", "ayb_jobs", "run"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ayb_jobs", "run", env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     d = Daemon(f"http://127.0.0.1:{port}", proc)
     try:
         await _wait_ready(d.base, proc)
@@ -97,10 +99,10 @@ async def daemon(template_db: str) -> AsyncIterator[Daemon]:
         await d.api.aclose()
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
             proc.kill()
-            proc.wait()
+            await proc.wait()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
@@ -135,7 +137,8 @@ async def test_running_view_shows_the_worker_and_the_elapsed_time(page, daemon) 
     await expect(row.locator('td[data-label="Worker"]')).to_have_text(running["workerId"])
     await expect(row.locator(".elapsed")).to_have_text(re.compile(r"^\d+s$|^\d+m( \d+s)?$"))
     await expect(row.locator('td[data-label="Attempt"]')).to_have_text("1 / 3")
-    await expect(page.get_by_role("link", name="Running", exact=True)).to_have_attribute("aria-current", "page")
+    nav = page.get_by_role("link", name="Running", exact=True)
+    await expect(nav).to_have_attribute("aria-current", "page")
 
 
 async def test_scheduled_view_lists_jobs_not_yet_due_and_cancels_them(page, daemon) -> None:
@@ -157,14 +160,17 @@ async def test_the_chart_and_breakdown_count_what_the_daemon_finished(page, daem
     for j in failed:
         await daemon.wait_state(j["id"], "failed")
     await goto(page, daemon, "jobs")
-    await expect(page.locator('#breakdown-body tr[data-type="chart_ok"] td[data-label="Completed (1 h)"]')).to_have_text("3")
-    await expect(page.locator('#breakdown-body tr[data-type="chart_fail"] td[data-label="Failed (1 h)"]')).to_have_text("2")
+    ok_row = page.locator('#breakdown-body [data-type="chart_ok"]')
+    fail_row = page.locator('#breakdown-body [data-type="chart_fail"]')
+    await expect(ok_row.locator('td[data-label="Completed (1 h)"]')).to_have_text("3")
+    await expect(fail_row.locator('td[data-label="Failed (1 h)"]')).to_have_text("2")
     timeline = (await daemon.api.get("/jobs/timeline")).json()
     completed = sum(m["completed"] for m in timeline["minutes"])
     failures = sum(m["failed"] for m in timeline["minutes"])
     assert completed >= 3 and failures >= 2
     chart = page.locator("#timeline-chart")
-    await expect(chart).to_have_attribute("aria-label", f"Last 60 minutes: {completed} completed, {failures} failed.")
+    summary = f"Last 60 minutes: {completed} completed, {failures} failed."
+    await expect(chart).to_have_attribute("aria-label", summary)
     assert await page.locator("#timeline-chart .bar").count() == 60
     assert await page.locator("#timeline-chart .bar-completed").count() >= 1
     assert await page.locator("#timeline-chart .bar-failed").count() >= 1
@@ -177,7 +183,8 @@ async def test_search_finds_jobs_by_id_type_error_and_payload(page, daemon) -> N
     await daemon.wait_state(order["id"], "completed")
     await goto(page, daemon, "jobs")
     rows = page.locator("#jobs-body tr")
-    for text, expected in (("zx81", failed), ("ORD-77123", order), (order["id"][:8], order), (failed["id"], failed)):
+    cases = (("zx81", failed), ("ORD-77123", order), (order["id"][:8], order), (failed["id"], failed))
+    for text, expected in cases:
         await search(page, text)
         await expect(rows).to_have_count(1)
         await expect(rows.first).to_have_attribute("data-job-id", expected["id"])
@@ -188,8 +195,8 @@ async def test_search_finds_jobs_by_id_type_error_and_payload(page, daemon) -> N
 
 
 async def test_a_schedule_shows_its_jobs_and_a_job_links_to_its_schedule(page, daemon) -> None:
-    r = await daemon.api.post("/schedules", json={"name": "history_demo", "jobType": "ok", "cronExpr": "0 0 1 1 *"})
-    schedule = r.json()
+    body = {"name": "history_demo", "jobType": "ok", "cronExpr": "0 0 1 1 *"}
+    schedule = (await daemon.api.post("/schedules", json=body)).json()
     jobs = [(await daemon.api.post(f"/schedules/{schedule['id']}/trigger")).json() for _ in range(2)]
     for j in jobs:
         await daemon.wait_state(j["id"], "completed")
@@ -226,15 +233,27 @@ async def test_screenshots_at_desktop_and_phone_width(page, daemon) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     failed = await daemon.enqueue("fail", maxAttempts=1, payload={"message": "upstream 503 " * 8, "user": 42})
     await daemon.wait_state(failed["id"], "failed")
-    schedules = (await daemon.api.get("/schedules")).json()["items"]
-    views = [("jobs", "jobs"), ("running", "running"), ("scheduled", "scheduled"), ("job", f"jobs/{failed['id']}"),
-             ("schedules", "schedules"), ("schedule", f"schedules/{schedules[0]['id']}"), ("new", "schedules/new")]
+    await daemon.wait_state((await daemon.enqueue("hold", payload={"seconds": 120}))["id"], "running")
+    await daemon.enqueue("ok", runAt="2099-06-01T12:00:00Z")
+    body = {"name": "shots_nightly_report", "jobType": "ok", "cronExpr": "30 2 * * *",
+            "timezone": "Europe/Berlin"}
+    schedule = (await daemon.api.post("/schedules", json=body)).json()
+    fired = (await daemon.api.post(f"/schedules/{schedule['id']}/trigger")).json()
+    await daemon.wait_state(fired["id"], "completed")
+    # Each view with what shows that it has loaded.
+    views = [("jobs", "jobs", "#timeline-chart"), ("running", "running", "#jobs-body tr"),
+             ("scheduled", "scheduled", "#jobs-body tr"), ("job", f"jobs/{failed['id']}", "#job-payload"),
+             ("schedules", "schedules", "#schedules-body tr"),
+             ("schedule", f"schedules/{schedule['id']}", "#schedule-jobs-body tr"),
+             ("new", "schedules/new", "#schedule-form")]
     for width, height in ((1280, 800), (390, 844)):
         await page.set_viewport_size({"width": width, "height": height})
         for scheme in ("light", "dark"):
             await page.emulate_media(color_scheme=scheme)
-            for name, view in views:
+            for name, view, loaded in views:
                 await goto(page, daemon, view)
-                await page.wait_for_load_state("networkidle")
+                await page.locator(loaded).first.wait_for()
+                if view in ("jobs", "running", "scheduled"):
+                    await expect(page.locator('[data-stat="due"]')).not_to_have_text("–")
                 await page.screenshot(path=SHOTS / f"{name}-{width}-{scheme}.png", full_page=True)
     assert len(list(SHOTS.glob("*.png"))) >= 28

@@ -61,10 +61,11 @@ export function renderJobs({ mode, params }) {
   const searchNote = h("p", { class: "hint", id: "search-note", hidden: true },
     "Search results are not refreshed automatically (a search reads every job); search again to update them.");
   const pager = h("nav", { class: "pager", "aria-label": "Pagination" });
+  const wrap = h("div", { class: "table-wrap" }, jobsTable);
 
   mount(h("section", { class: "view" },
     h("div", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, spec.title)),
-    stats, timeline, form.element, searchNote, h("div", { class: "table-wrap" }, jobsTable), empty, pager));
+    stats, timeline, form.element, searchNote, wrap, empty, pager));
 
   function saveFilters() {
     const { state, type, q, page } = filters;
@@ -111,7 +112,7 @@ export function renderJobs({ mode, params }) {
         refresh();
       });
     });
-    jobsTable.hidden = items.length === 0;
+    wrap.hidden = items.length === 0;
     empty.hidden = items.length !== 0;
     searchNote.hidden = !filters.q;
   }

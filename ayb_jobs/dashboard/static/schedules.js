@@ -16,10 +16,11 @@ export function renderSchedules() {
   const list = table({ id: "schedules-table", cls: "schedules-table", caption: "Schedules",
     columns: ["Name", "Job type", "Cron", "Last run", "Next run", "Enabled", "Actions"], tbody });
   const empty = h("p", { class: "empty", hidden: true }, "No schedules yet.");
+  const wrap = h("div", { class: "table-wrap" }, list);
   mount(h("section", { class: "view" },
     h("div", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, "Schedules"),
       h("a", { href: "#/schedules/new", class: "button primary", "data-key": "new-schedule" }, "New schedule")),
-    h("div", { class: "table-wrap" }, list), empty));
+    wrap, empty));
 
   async function refresh() {
     let data;
@@ -32,7 +33,7 @@ export function renderSchedules() {
     if (!isCurrent()) return;
     const items = [...data.items].sort((a, b) => a.name.localeCompare(b.name));
     keepFocus(() => tbody.replaceChildren(...items.map((s, i) => scheduleRow(s, refresh, items[i + 1], items[i - 1]))));
-    list.hidden = items.length === 0;
+    wrap.hidden = items.length === 0;
     empty.hidden = items.length !== 0;
     markUpdated();
   }
@@ -106,10 +107,11 @@ export function renderScheduleDetail({ id }) {
     columns: ["State", "ID", "Created", "Finished", "Attempts", "Last error"], tbody });
   const empty = h("p", { class: "empty", id: "schedule-jobs-empty", hidden: true }, "This schedule has enqueued no jobs yet.");
   const more = h("p", { class: "hint", id: "schedule-jobs-total" });
+  const wrap = h("div", { class: "table-wrap" }, jobs);
   mount(h("section", { class: "view" },
     h("p", {}, h("a", { href: "#/schedules" }, "← All schedules")),
     h("div", { class: "view-head" }, title), summary,
-    h("h2", {}, "Recent jobs"), h("div", { class: "table-wrap" }, jobs), empty, more));
+    h("h2", {}, "Recent jobs"), wrap, empty, more));
 
   async function refresh() {
     let schedule;
@@ -128,7 +130,7 @@ export function renderScheduleDetail({ id }) {
       summary.replaceChildren(scheduleSummary(schedule, refresh));
       tbody.replaceChildren(...page.items.map(historyRow));
     });
-    jobs.hidden = page.items.length === 0;
+    wrap.hidden = page.items.length === 0;
     empty.hidden = page.items.length !== 0;
     more.textContent = page.total > page.count ? `The ${page.count} newest of ${page.total} jobs.` : "";
     markUpdated();
