@@ -113,10 +113,15 @@ async def page(browser: Browser, daemon: Daemon) -> AsyncIterator[Page]:
     await context.add_init_script(f"sessionStorage.setItem('ayb-jobs.admin-token', {TOKEN!r})")
     p = await context.new_page()
     p.set_default_timeout(10_000)
+    # A CSP violation (an inline style or script, a request elsewhere) shows as a console error.
+    errors: list[str] = []
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         yield p
     finally:
         await context.close()
+    assert errors == []
 
 
 async def goto(page: Page, daemon: Daemon, view: str) -> None:
