@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,11 +22,44 @@ from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
 from ayb_jobs.wakeup import NotifyThrottle
 
 MAX_LIST_LIMIT = 500
+MAX_SEARCH_LENGTH = 200
+MAX_TIMELINE_MINUTES = 1440
+_TIMINGS = ("due", "scheduled")
+# The list's state filter: the five states, and queued split by whether run_at has come.
+LIST_STATES = (*JobState, *_TIMINGS)
 MAX_PREVIEW_COUNT = 50
 MAX_ATTEMPTS_LIMIT = 100
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # An update can lose a race with a concurrent change of cron/timezone; it then reads again.
 _UPDATE_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCounts:
+    type: str
+    completed: int = 0
+    failed: int = 0
+    queued: int = 0
+    running: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobTimeline:
+    """Per-minute completed/failed counts (oldest minute first, every minute present) and per type."""
+
+    minutes: list[tuple[datetime, int, int]]
+    types: list[TypeCounts]
+
+    @classmethod
+    def build(cls, current: datetime, minutes: int, rows: list[queries.TimelineRow]) -> JobTimeline:
+        buckets = {current - timedelta(minutes=i): [0, 0] for i in range(minutes - 1, -1, -1)}
+        per_type: dict[str, dict[str, int]] = {}
+        for r in rows:
+            per_type.setdefault(r.type, {})[r.outcome] = per_type.get(r.type, {}).get(r.outcome, 0) + r.count
+            if r.minute is not None and r.minute in buckets:
+                buckets[r.minute][0 if r.outcome == "completed" else 1] += r.count
+        types = [TypeCounts(name, **counts) for name, counts in sorted(per_type.items())]
+        return cls([(at, c, f) for at, (c, f) in buckets.items()], types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +120,36 @@ class JobService:
         return await queries.get_job(self.pool, job_id)
 
     async def list_jobs(self, *, state: str | None = None, job_type: str | None = None, limit: int = 50,
-                        offset: int = 0) -> tuple[list[Job], int]:
-        if state is not None and state not in set(JobState):
-            raise InvalidInput(f"state must be one of {', '.join(JobState)}, got '{state}'", field="state")
+                        offset: int = 0, schedule_id: UUID | None = None, search: str | None = None,
+                        full: bool = True) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and the total matching.
+
+        `state` also takes "due" and "scheduled": queued jobs whose run_at has come or not yet.
+        `search` matches a substring of the id, type, last error or payload text. Without `full`
+        the rows leave out payload and error history (what a list shows, not what a detail does).
+        """
+        if state is not None and state not in LIST_STATES:
+            raise InvalidInput(f"state must be one of {', '.join(LIST_STATES)}; got '{state}'", field="state")
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", field="limit")
         if offset < 0:
-            raise InvalidInput(f"offset must be >= 0, got {offset}", field="offset")
-        return await queries.list_jobs(self.pool, state=state, job_type=job_type, limit=limit,
-                                       offset=offset)
+            raise InvalidInput(f"offset must be 0 or more, got {offset}", field="offset")
+        if search is not None and len(search) > MAX_SEARCH_LENGTH:
+            raise InvalidInput(f"search text is limited to {MAX_SEARCH_LENGTH} characters", field="q")
+        timing = state if state in _TIMINGS else None
+        where = queries.JobFilter(
+            state=JobState.QUEUED if timing else state, job_type=job_type, timing=timing,
+            schedule_id=schedule_id, search=search or None,
+        )
+        return await queries.list_jobs(self.pool, limit=limit, offset=offset, where=where, full=full)
+
+    async def job_timeline(self, minutes: int = 60) -> JobTimeline:
+        """Completed and failed jobs per minute over the last `minutes`, and a per-type breakdown."""
+        if not 1 <= minutes <= MAX_TIMELINE_MINUTES:
+            raise InvalidInput(f"minutes must be between 1 and {MAX_TIMELINE_MINUTES}, got {minutes}",
+                               field="minutes")
+        current, rows = await queries.job_timeline(self.pool, minutes=minutes)
+        return JobTimeline.build(current, minutes, rows)
 
     async def cancel_job(self, job_id: UUID) -> Job:
         return await queries.cancel_job(self.pool, job_id)

@@ -10,12 +10,20 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError, WithJsonSchema
 
+from ayb_jobs.api import list_schemas as ls
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import bearer_scheme
 from ayb_jobs.api.errors import MAX_BODY_BYTES, BodyTooLarge, JobsDisabled, validation_message
 from ayb_jobs.errors import InvalidInput
-from ayb_jobs.models import JobState, iso
-from ayb_jobs.service import MAX_LIST_LIMIT, MAX_PREVIEW_COUNT, JobService
+from ayb_jobs.models import Job, iso
+from ayb_jobs.service import (
+    LIST_STATES,
+    MAX_LIST_LIMIT,
+    MAX_PREVIEW_COUNT,
+    MAX_SEARCH_LENGTH,
+    MAX_TIMELINE_MINUTES,
+    JobService,
+)
 
 JOBS_DISABLED = "job queue is not enabled; set jobs.enabled = true"
 MAX_OFFSET = 1_000_000_000
@@ -87,24 +95,94 @@ _BODY = s.error_responses(400, 413)
 # --- jobs ------------------------------------------------------------------------------------------
 
 
+def _int_query(value: str | None, name: str, low: int, high: int, default: int) -> int:
+    """A whole number in [low, high]; the message says so in words (not pydantic's)."""
+    if value is None:
+        return default
+    text = value.strip()
+    if not (text.isascii() and text.lstrip("-").isdigit()) or not low <= int(text) <= high:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidInput(f"{name} must be a whole number from {low} to {high}; got '{shown}'", field=name)
+    return int(text)
+
+
+def _summary(job: Job) -> dict[str, Any]:
+    row = job.to_api()
+    del row["payload"], row["errors"]
+    return row
+
+
+def _filter_text(value: str | None, name: str, max_length: int) -> str | None:
+    if value is not None and len(value) > max_length:
+        raise InvalidInput(f"{name} is limited to {max_length} characters; got {len(value)}", field=name)
+    return _query_text(value, name)
+
+
+def _text_schema(max_length: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "maxLength": max_length})
+
+
+def _int_schema(low: int, high: int, default: int) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": low, "maximum": high, "default": default})
+
+
 @router.get(
     "/jobs",
-    response_model=s.JobList,
+    response_model=ls.JobPage,
     responses=s.error_responses(400),
     tags=["jobs"],
     summary="List jobs, newest first",
 )
 async def list_jobs(
     service: Service,
-    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    state: Annotated[str | None, Query(
+        description="Only jobs in this state; `due` and `scheduled` are the queued jobs whose runAt "
+                    "has come, or not yet."),
+        WithJsonSchema({"type": "string", "enum": list(LIST_STATES)})] = None,
+    type: Annotated[str | None, Query(description="Only jobs of this exact type (registered or not)."),
+                    _text_schema(100)] = None,
+    q: Annotated[str | None, Query(description=(
+        "Search: jobs whose id, type, last error or payload text contains this text "
+        "(case-insensitive).")), _text_schema(MAX_SEARCH_LENGTH)] = None,
+    scheduleId: Annotated[Id | None, Query(description="Only jobs a schedule enqueued.")] = None,
+    view: Annotated[str | None, Query(description=(
+        "`summary`: rows without payload and error history, last error cut to 300 characters."
+        " Default `full`.")), WithJsonSchema({"type": "string", "enum": ["full", "summary"]})] = None,
+    limit: Annotated[str | None, Query(), _int_schema(1, MAX_LIST_LIMIT, 50)] = None,
+    offset: Annotated[str | None, Query(), _int_schema(0, MAX_OFFSET, 0)] = None,
 ) -> JSONResponse:
+    if view not in (None, "full", "summary"):
+        raise InvalidInput(f"view must be 'full' or 'summary'; got '{view[:40]}'", field="view")
+    full = view != "summary"
     jobs, total = await service.list_jobs(
-        state=str(state) if state else None, job_type=_query_text(type, "type"), limit=limit, offset=offset
+        state=_query_text(state, "state"), job_type=_filter_text(type, "type", 100),
+        limit=_int_query(limit, "limit", 1, MAX_LIST_LIMIT, 50),
+        offset=_int_query(offset, "offset", 0, MAX_OFFSET, 0),
+        schedule_id=_uuid(scheduleId, "schedule") if scheduleId is not None else None,
+        search=_filter_text(q, "q", MAX_SEARCH_LENGTH), full=full,
     )
-    return _json({"items": [j.to_api() for j in jobs], "count": len(jobs), "total": total})
+    items = [j.to_api() if full else _summary(j) for j in jobs]
+    return _json({"items": items, "count": len(jobs), "total": total})
+
+
+@router.get(
+    "/jobs/timeline",
+    response_model=ls.JobTimelineOut,
+    responses=s.error_responses(400),
+    tags=["jobs"],
+    summary="Completed and failed jobs per minute, and counts per type",
+)
+async def job_timeline(
+    service: Service,
+    minutes: Annotated[str | None, Query(description="Window length in minutes (default 60)."),
+                       _int_schema(1, MAX_TIMELINE_MINUTES, 60)] = None,
+) -> JSONResponse:
+    timeline = await service.job_timeline(_int_query(minutes, "minutes", 1, MAX_TIMELINE_MINUTES, 60))
+    return _json({
+        "minutes": [{"at": iso(at), "completed": c, "failed": f} for at, c, f in timeline.minutes],
+        "types": [{"type": t.type, "completed": t.completed, "failed": t.failed, "queued": t.queued,
+                   "running": t.running} for t in timeline.types],
+    })
 
 
 @router.get("/jobs/stats", response_model=s.JobStatsOut, tags=["jobs"], summary="Counts per state")

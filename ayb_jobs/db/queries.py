@@ -238,27 +238,74 @@ async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
     raise Conflict(f"job {job_id} is {state}: {rule}")
 
 
-async def list_jobs(db: Executor, *, state: str | None, job_type: str | None, limit: int,
-                    offset: int) -> tuple[list[Job], int]:
-    """A page of jobs (newest first) and the total matching, from one snapshot."""
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a job list is narrowed to; None means "any". `search` is matched as a substring."""
+
+    state: str | None = None
+    job_type: str | None = None
+    timing: str | None = None  # "due" or "scheduled", with state "queued"
+    schedule_id: UUID | None = None
+    search: str | None = None
+
+    def search_pattern(self) -> str | None:
+        if self.search is None:
+            return None
+        # The text is literal: LIKE's own wildcards in it match themselves.
+        escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+
+async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | None = None,
+                    limit: int, offset: int, where: JobFilter | None = None,
+                    full: bool = True) -> tuple[list[Job], int]:
+    """A page of jobs (newest first) and the total matching, from one snapshot.
+
+    `where` holds every filter (`state`/`job_type` are kept for older callers). Without `full`,
+    rows carry no payload or error history and last_error is cut (see the SQL).
+    """
+    where = where or JobFilter(state=state, job_type=job_type)
     async with translating():
         if isinstance(db, asyncpg.Pool):
             async with db.acquire() as conn:
-                return await _list_in_snapshot(conn, state, job_type, limit, offset)
-        return await _list_in_snapshot(db, state, job_type, limit, offset)
+                return await _list_in_snapshot(conn, where, limit, offset, full)
+        return await _list_in_snapshot(db, where, limit, offset, full)
 
 
-async def _list_in_snapshot(conn: Any, state: str | None, job_type: str | None, limit: int,
-                            offset: int) -> tuple[list[Job], int]:
+async def _list_in_snapshot(conn: Any, where: JobFilter, limit: int, offset: int,
+                            full: bool) -> tuple[list[Job], int]:
+    pattern = where.search_pattern()
+    page_args = (where.state, where.job_type, limit, offset, where.timing, where.schedule_id, pattern, full)
+    count_args = (where.state, where.job_type, where.timing, where.schedule_id, pattern)
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (under READ COMMITTED, two close statements).
-        rows = await conn.fetch(SQL["list_jobs"], state, job_type, limit, offset)
-        total = await conn.fetchval(SQL["count_jobs"], state, job_type)
+        rows = await conn.fetch(SQL["list_jobs"], *page_args)
+        total = await conn.fetchval(SQL["count_jobs"], *count_args)
     else:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            rows = await conn.fetch(SQL["list_jobs"], state, job_type, limit, offset)
-            total = await conn.fetchval(SQL["count_jobs"], state, job_type)
+            rows = await conn.fetch(SQL["list_jobs"], *page_args)
+            total = await conn.fetchval(SQL["count_jobs"], *count_args)
     return [Job.from_record(r) for r in rows], total
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One count of the job timeline: `minute` is None for the queued/running counts."""
+
+    type: str
+    minute: datetime | None
+    outcome: str
+    count: int
+
+
+async def job_timeline(db: Executor, *, minutes: int) -> tuple[datetime, list[TimelineRow]]:
+    """The current minute (database clock) and the counts behind the dashboard's chart."""
+    async with translating():
+        rows = await db.fetch(SQL["job_timeline"], minutes)
+    current = rows[0]["current_minute"]
+    counts = [TimelineRow(r["type"], r["minute"], r["outcome"], r["n"])
+              for r in rows if r["type"] is not None]
+    return current, counts
 
 
 async def job_stats(db: Executor, *, timeout: float | None = None) -> JobStats:

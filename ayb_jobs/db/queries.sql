@@ -163,16 +163,60 @@ WHERE id = $1 AND state IN ('failed', 'canceled')
 RETURNING *;
 
 -- name: list_jobs
--- Newest first, optional filters. $1 state, $2 type, $3 limit, $4 offset
-SELECT * FROM _ayb_jobs
+-- Newest first, optional filters (NULL = any). A summary ($8 false) leaves out the payload and the
+-- error history and cuts last_error, so a list refreshed every few seconds stays small however big
+-- the payloads are; CASE never reads (or de-TOASTs) the columns it does not return.
+-- $1 state, $2 type, $3 limit, $4 offset, $5 timing ('due' or 'scheduled': run_at reached or not),
+-- $6 schedule id, $7 search pattern (ILIKE over id, type, last error and payload text),
+-- $8 full rows
+SELECT id, type, state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
+       last_run_at, idempotency_key, schedule_id, completed_at, canceled_at,
+       CASE WHEN $8::bool THEN last_error ELSE left(last_error, 300) END AS last_error,
+       CASE WHEN $8::bool THEN payload END AS payload,
+       CASE WHEN $8::bool THEN errors END AS errors
+FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
+  AND ($5::text IS NULL OR ($5 = 'due' AND run_at <= now()) OR ($5 = 'scheduled' AND run_at > now()))
+  AND ($6::uuid IS NULL OR schedule_id = $6)
+  AND ($7::text IS NULL OR id::text ILIKE $7 OR type ILIKE $7 OR last_error ILIKE $7
+       OR payload::text ILIKE $7)
 ORDER BY created_at DESC, id DESC
 LIMIT $3 OFFSET $4;
 
 -- name: count_jobs
--- $1 state, $2 type
+-- The same filters as list_jobs. $1 state, $2 type, $3 timing, $4 schedule id, $5 search pattern
 SELECT count(*) AS total FROM _ayb_jobs
-WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2);
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
+  AND ($3::text IS NULL OR ($3 = 'due' AND run_at <= now()) OR ($3 = 'scheduled' AND run_at > now()))
+  AND ($4::uuid IS NULL OR schedule_id = $4)
+  AND ($5::text IS NULL OR id::text ILIKE $5 OR type ILIKE $5 OR last_error ILIKE $5
+       OR payload::text ILIKE $5);
+
+-- name: job_timeline
+-- The dashboard's chart and per-type breakdown in one statement: jobs finished in the last $1
+-- minutes, per minute and type (completed by completed_at, failed by updated_at), plus queued and
+-- running jobs per type. Each arm names one state so that it reads through that state's partial
+-- index (idx_ayb_jobs_completed_at, idx_ayb_jobs_failed_updated, the claim and lease indexes): the
+-- cost follows the window's volume and the live queue, not the table's size. The window bound is
+-- written with now() (not a CTE column) so the planner can estimate it. The one-row `clock` side
+-- makes an empty window still return the current minute.
+-- $1 minutes
+WITH counted AS (
+    SELECT type, date_trunc('minute', completed_at) AS minute, 'completed' AS outcome FROM _ayb_jobs
+    WHERE state = 'completed'
+      AND completed_at >= date_trunc('minute', now()) - make_interval(mins => $1::int - 1)
+    UNION ALL
+    SELECT type, date_trunc('minute', updated_at), 'failed' FROM _ayb_jobs
+    WHERE state = 'failed' AND updated_at >= date_trunc('minute', now()) - make_interval(mins => $1::int - 1)
+    UNION ALL
+    SELECT type, NULL, 'queued' FROM _ayb_jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT type, NULL, 'running' FROM _ayb_jobs WHERE state = 'running'
+), grouped AS (
+    SELECT type, minute, outcome, count(*) AS n FROM counted GROUP BY type, minute, outcome
+)
+SELECT clock.current_minute, grouped.*
+FROM (SELECT date_trunc('minute', now()) AS current_minute) clock LEFT JOIN grouped ON true;
 
 -- name: job_stats
 -- Counts per state from one snapshot (one statement). The oldest age is of due jobs only, so a job

@@ -109,11 +109,16 @@ async def test_list_newest_first_with_filters_and_paging(client) -> None:
 
 
 BAD_QUERIES = [
-    ({"state": "sleeping"}, "query parameter 'state': Input should be 'queued'"),
-    ({"limit": 0}, "query parameter 'limit'"),
-    ({"limit": 501}, "query parameter 'limit'"),
-    ({"limit": "false"}, "query parameter 'limit'"),
-    ({"offset": -1}, "query parameter 'offset'"),
+    ({"state": "sleeping"}, "state must be one of queued, running, completed, failed, canceled, due, "
+                            "scheduled; got 'sleeping'"),
+    ({"limit": 0}, "limit must be a whole number from 1 to 500; got '0'"),
+    ({"limit": 501}, "limit must be a whole number from 1 to 500"),
+    ({"limit": "false"}, "limit must be a whole number from 1 to 500; got 'false'"),
+    ({"offset": -1}, "offset must be a whole number from 0 to"),
+    ({"type": "t" * 101}, "type is limited to 100 characters; got 101"),
+    ({"q": "x" * 201}, "q is limited to 200 characters"),
+    ({"scheduleId": "nope"}, "invalid schedule id 'nope': must be a UUID"),
+    ({"view": "tiny"}, "view must be 'full' or 'summary'; got 'tiny'"),
 ]
 
 

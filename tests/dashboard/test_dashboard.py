@@ -68,7 +68,7 @@ async def test_login_by_keyboard_rejects_a_wrong_token_and_accepts_the_right_one
     await page.keyboard.type(dash.token)  # the rejected token is selected, so typing replaces it
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_focused()
-    await expect(page.locator('[data-stat="queued"]')).to_have_text("0")
+    await expect(page.locator('[data-stat="due"]')).to_have_text("0")
     assert await page.evaluate("sessionStorage.getItem('ayb-jobs.admin-token')") == dash.token
     await page.get_by_role("link", name="Schedules").focus()
     await page.keyboard.press("Enter")
@@ -104,7 +104,7 @@ async def test_filters_apply_on_submit(dash, pool) -> None:
     await expect(rows.first).to_contain_text("3 / 3")
     await expect(rows.first.locator(".error-text")).to_have_text("x" * 90 + "…")
     await page.get_by_label("State").select_option("")
-    await page.get_by_label("Type").select_option("job_prune")
+    await page.get_by_label("Type").fill("job_prune")
     await page.get_by_role("button", name="Apply filters").click()
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-state", "queued")
@@ -292,7 +292,9 @@ async def test_run_now_enqueues_a_job_of_the_schedule(dash, pool) -> None:
     row = await pool.fetchrow("SELECT type, schedule_id FROM _ayb_jobs WHERE id = $1", job_id)
     assert (row["type"], row["schedule_id"]) == ("job_prune", schedule["id"])
     await toast.get_by_role("link", name="View job").click()
-    await expect(page.locator(".fields")).to_contain_text(str(schedule["id"]))
+    link = page.locator("#job-schedule-link")
+    await expect(link).to_have_text("job_prune_daily")
+    await expect(link).to_have_attribute("href", f"#/schedules/{schedule['id']}")
 
 
 # --- layout and network -----------------------------------------------------------------------------
