@@ -29,6 +29,7 @@ import structlog
 
 from ayb_jobs.config import HealthSettings
 from ayb_jobs.db import ops_queries as ops
+from ayb_jobs.errors import DatabaseUnavailable
 from ayb_jobs.metrics import escape_label
 from ayb_jobs.models import iso
 
@@ -310,8 +311,12 @@ class HealthMonitor:
         fresh = self._fetched_at is not None and time.monotonic() - self._fetched_at < 2 * self.interval_s
         if fresh:
             return self.latest()
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            return await self.run_once()
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                return await self.run_once()
+        except TimeoutError:
+            raise DatabaseUnavailable(f"the database did not answer the health reading within "
+                                      f"{READ_TIMEOUT_S:.0f} s; check that Postgres is running") from None
 
     def metrics_lines(self) -> list[str]:
         return health_metrics_lines(self._reading)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from ayb_jobs.db.queries import Executor, translating
 from ayb_jobs.db.sql import SQL
@@ -72,6 +73,14 @@ class WorkerBeat:
 
 
 @dataclass(frozen=True, slots=True)
+class RunningJob:
+    id: UUID
+    type: str
+    started_at: datetime | None
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerRow:
     worker_id: str
     host: str
@@ -84,7 +93,7 @@ class WorkerRow:
     concurrency: int
     in_flight: int
     alive: bool
-    jobs: list[dict[str, Any]]
+    jobs: list[RunningJob]
 
 
 async def upsert_worker(db: Executor, beat: WorkerBeat, *, timeout: float | None = None) -> None:
@@ -109,7 +118,16 @@ async def list_workers(db: Executor, *, alive_window_s: float) -> list[WorkerRow
         rows = await db.fetch(SQL["workers_list"], float(alive_window_s))
     return [WorkerRow(r["worker_id"], r["host"], r["pid"], r["version"], r["started_at"], r["last_seen_at"],
                       list(r["queues"]), list(r["types"]), r["concurrency"], r["in_flight"], r["alive"],
-                      json.loads(r["jobs"])) for r in rows]
+                      _running(r["jobs"])) for r in rows]
+
+
+def _running(jobs_json: str) -> list[RunningJob]:
+    return [RunningJob(UUID(j["id"]), j["type"], _time(j.get("startedAt")), _time(j.get("leaseUntil")))
+            for j in json.loads(jobs_json)]
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 # --- Postgres health readings --------------------------------------------------------------------
