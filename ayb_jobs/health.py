@@ -148,7 +148,7 @@ def _holders(reading: dict[str, Any], taken: datetime) -> Iterator[_Holder]:
 
 def _describe_backend(b: dict[str, Any]) -> str:
     query = " ".join((b.get("query") or "").split())
-    return (f"pid {b['pid']} (application '{b['application_name'] or ''}', state '{b['state']}', "
+    return (f"pid {b['pid']} (application '{b['application_name'] or '(none)'}', state '{b['state']}', "
             f"transaction open {_duration(b['age_s'])} since {b['since']}, query started "
             f"{b['query_start']}: '{query}')")
 
