@@ -136,10 +136,11 @@ async def test_the_route_reads_on_demand_when_no_monitor_runs(pool) -> None:
     assert dead["threshold"] == 1_000_000 and "_ayb_" in dead["message"]
 
 
-async def test_health_answers_even_when_jobs_are_disabled(pool) -> None:
+async def test_the_operator_views_answer_even_when_jobs_are_disabled(pool) -> None:
     async with client_for(JobService(pool, default_registry()), jobs_enabled=False) as client:
-        assert (await client.get("/api/admin/health")).status_code == 200
-        assert (await client.get("/api/admin/workers")).status_code == 503
+        for path in ("/api/admin/health", "/api/admin/workers", "/api/admin/audit"):
+            assert (await client.get(path)).status_code == 200, path
+        assert (await client.post("/api/admin/jobs", json={"type": "job_prune"})).status_code == 503
 
 
 # --- judging readings (no database) ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import ADMIN_PREFIX, bearer_scheme
 from ayb_jobs.api.errors import JobsDisabled
-from ayb_jobs.api.routes import MAX_OFFSET, Service, reject_unknown_query
+from ayb_jobs.api.routes import MAX_OFFSET, reject_unknown_query
 from ayb_jobs.audit import Actor, AuditAction, acting_as, fingerprint
 from ayb_jobs.models import iso
 from ayb_jobs.service import MAX_LIST_LIMIT, AuditEntry, JobService, WorkerRow
@@ -57,7 +57,8 @@ def actor_of(scope: Scope) -> Actor:
 
 
 async def any_service(request: Request) -> JobService:
-    """The service whether or not jobs are enabled: Postgres health matters in either mode."""
+    """The service whether or not jobs are enabled: these routes only read the database (Postgres
+    health matters in either mode, and a daemon without workers can still show the others)."""
     service = request.app.state.service
     if service is None:
         raise JobsDisabled(NO_DATABASE)
@@ -148,7 +149,7 @@ async def pg_health(service: AnyService) -> JSONResponse:
 @router.get("/audit", response_model=AuditList, responses=s.error_responses(400), tags=["operations"],
             summary="Admin changes, newest first")
 async def list_audit(
-    service: Service,
+    service: AnyService,
     action: Annotated[AuditAction | None, Query(description="Only entries of this action.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -160,7 +161,7 @@ async def list_audit(
 
 @router.get("/workers", response_model=WorkerList, tags=["operations"],
             summary="Daemons seen recently, with the jobs each runs")
-async def list_workers(service: Service) -> JSONResponse:
+async def list_workers(service: AnyService) -> JSONResponse:
     return JSONResponse({"items": [worker_to_api(w) for w in await service.list_workers()]})
 
 
