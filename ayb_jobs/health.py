@@ -297,9 +297,9 @@ class HealthMonitor:
             if claimed is None:
                 snapshot = await ops.health_snapshot(conn)
                 reading = snapshot.reading
+        self._reading, self._taken_by, self._fetched_at = reading, taken_by, time.monotonic()
         if claimed is not None:
             self._log_changes(claimed.reading, reading)
-        self._reading, self._taken_by, self._fetched_at = reading, taken_by, time.monotonic()
         return self.latest()
 
     def latest(self) -> HealthReport:
@@ -331,7 +331,8 @@ class HealthMonitor:
     async def run(self) -> None:
         while not self.stop.is_set():
             try:
-                await self.run_once()
+                async with asyncio.timeout(READ_TIMEOUT_S):  # a hung server must not stall the loop
+                    await self.run_once()
             except Exception as exc:  # an outage: keep the last reading, try again next interval
                 log.warning("db_error", component="health", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
