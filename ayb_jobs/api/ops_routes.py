@@ -140,7 +140,7 @@ class WorkerList(BaseModel):
 # --- routes ------------------------------------------------------------------------------------------
 
 
-@router.get("/health", response_model=HealthOut, tags=["operations"],
+@router.get("/health", response_model=HealthOut, responses=s.error_responses(400), tags=["operations"],
             summary="Postgres health checks: xmin horizon, dead tuples, NOTIFY queue")
 async def pg_health(service: AnyService) -> JSONResponse:
     return JSONResponse((await service.health_report()).to_api())
@@ -159,7 +159,7 @@ async def list_audit(
     return JSONResponse({"items": [audit_to_api(e) for e in entries], "count": len(entries), "total": total})
 
 
-@router.get("/workers", response_model=WorkerList, tags=["operations"],
+@router.get("/workers", response_model=WorkerList, responses=s.error_responses(400), tags=["operations"],
             summary="Daemons seen recently, with the jobs each runs")
 async def list_workers(service: AnyService) -> JSONResponse:
     return JSONResponse({"items": [worker_to_api(w) for w in await service.list_workers()]})
