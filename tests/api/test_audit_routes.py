@@ -144,3 +144,10 @@ async def test_every_audit_action_is_a_documented_filter(client) -> None:
     [param] = [p for p in schema["paths"]["/api/admin/audit"]["get"]["parameters"] if p["name"] == "action"]
     assert "#/components/schemas/AuditAction" in json.dumps(param)
     assert schema["components"]["schemas"]["AuditAction"]["enum"] == [str(a) for a in AuditAction]
+
+
+async def test_a_change_made_outside_a_request_is_recorded_without_an_actor(service, pool) -> None:
+    job = await service.enqueue("job_prune")
+    [row] = await audit_rows(pool)
+    assert (row["action"], row["target"], row["actor"], row["remote_addr"]) == (
+        "job.enqueue", str(job.id), None, None)
