@@ -208,6 +208,36 @@ class LogSettings(BaseModel):
     level: Annotated[str, BeforeValidator(_choice("debug", "info", "warning", "error"))] = "info"
 
 
+def _strict_float(value: Any) -> float:
+    # Like _strict_int: `true` is not a number, and "0.5" from the environment is.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", value):
+        return float(value)
+    raise ValueError("must be a number")
+
+
+def _at_least(lo: int):
+    def check(value: Any) -> int:
+        number = _strict_int(value)
+        if number < lo:
+            raise ValueError(f"must be at least {lo}")
+        return number
+
+    return check
+
+
+class HealthSettings(BaseModel):
+    """Thresholds of the Postgres health checks (GET /api/admin/health, `pg_health_warning`)."""
+
+    model_config = _SECTION_CONFIG
+
+    xmin_horizon_warn_s: _int_range(1, 604800) = 3600
+    dead_tuples_warn: Annotated[int, BeforeValidator(_at_least(1))] = 1_000_000
+    notify_queue_warn_ratio: Annotated[float, BeforeValidator(_strict_float), Field(ge=0, le=1)] = 0.5
+    check_interval_s: _int_range(5, 3600) = 30
+
+
 class Settings(BaseSettings):
     """The effective configuration. Build it with `load_settings()`; give components their section.
 
@@ -232,6 +262,7 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -246,6 +277,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "jobs": JobsSettings,
     "admin": AdminSettings,
     "log": LogSettings,
+    "health": HealthSettings,
 }
 
 

@@ -7,18 +7,22 @@ rules (registered types, cron, timezone, ranges) and talks to the database throu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from ayb_jobs import cron
-from ayb_jobs.db import queries
-from ayb_jobs.db.queries import NewSchedule, ScheduleChanges
+from ayb_jobs.audit import AuditAction, current_actor
+from ayb_jobs.db import ops_queries, queries
+from ayb_jobs.db.ops_queries import AuditEntry, WorkerRow
+from ayb_jobs.db.queries import NewSchedule, ScheduleChanges, translating
 from ayb_jobs.errors import Conflict, InvalidInput
 from ayb_jobs.handlers import Registry
-from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+from ayb_jobs.health import HealthMonitor, HealthReport
+from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule, iso
 from ayb_jobs.wakeup import NotifyThrottle
 
 MAX_LIST_LIMIT = 500
@@ -32,6 +36,8 @@ MAX_ATTEMPTS_LIMIT = 100
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # An update can lose a race with a concurrent change of cron/timezone; it then reads again.
 _UPDATE_TRIES = 5
+# A worker row not refreshed for this long belongs to a daemon that is gone (it beats every 5 s).
+WORKER_GONE_AFTER_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +91,19 @@ def _check_key(key: str | None) -> None:
 
 
 class JobService:
+    """Every mutating method writes one audit row in the transaction of its change (see audit.py)."""
+
     def __init__(self, pool: Any, registry: Registry, *, default_max_attempts: int = 3,
                  on_enqueued: Callable[[], None] = lambda: None,
-                 on_schedules_changed: Callable[[], None] = lambda: None) -> None:
+                 on_schedules_changed: Callable[[], None] = lambda: None,
+                 health: HealthMonitor | None = None,
+                 worker_gone_after_s: float = WORKER_GONE_AFTER_S) -> None:
         self.pool = pool
         self.registry = registry
         self.default_max_attempts = default_max_attempts
+        # The daemon's monitor keeps the reading fresh; without one (tests, embedding) it reads on demand.
+        self.health = health
+        self.worker_gone_after_s = worker_gone_after_s
         # Hooks the daemon sets to wake its own poller / scheduler without waiting for a tick.
         self._on_enqueued = on_enqueued
         self._on_schedules_changed = on_schedules_changed
@@ -109,8 +122,10 @@ class JobService:
             raise InvalidInput("runAt must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="runAt")
         new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)
         notify_now = self._throttle.take()
-        [job] = await queries.enqueue_jobs(self.pool, [new], default_max_attempts=self.default_max_attempts,
-                                           notify=notify_now)
+        async with self._change() as conn:
+            [job] = await queries.enqueue_jobs(conn, [new], default_max_attempts=self.default_max_attempts,
+                                               notify=notify_now)
+            await _audit(conn, AuditAction.JOB_ENQUEUE, job.id, _job_detail(job))
         if not notify_now:
             self._throttle.trail(self.pool)
         self._on_enqueued()
@@ -152,10 +167,16 @@ class JobService:
         return JobTimeline.build(current, minutes, rows)
 
     async def cancel_job(self, job_id: UUID) -> Job:
-        return await queries.cancel_job(self.pool, job_id)
+        async with self._change() as conn:
+            job = await queries.cancel_job(conn, job_id)
+            await _audit(conn, AuditAction.JOB_CANCEL, job.id, {"type": job.type})
+        return job
 
     async def retry_job(self, job_id: UUID) -> Job:
-        return await queries.retry_job(self.pool, job_id)
+        async with self._change() as conn:
+            job = await queries.retry_job(conn, job_id)
+            await _audit(conn, AuditAction.JOB_RETRY, job.id, {"type": job.type})
+        return job
 
     async def stats(self) -> JobStats:
         return await queries.job_stats(self.pool)
@@ -181,7 +202,9 @@ class JobService:
         next_run = cron.next_fire_after(expr, tz, now) if enabled else None
         new = NewSchedule(name, job_type, expr, tz, payload or {}, enabled,
                           max_attempts or self.default_max_attempts)
-        schedule = await queries.create_schedule(self.pool, new, next_run_at=next_run)
+        async with self._change() as conn:
+            schedule = await queries.create_schedule(conn, new, next_run_at=next_run)
+            await _audit(conn, AuditAction.SCHEDULE_CREATE, schedule.id, _schedule_detail(schedule))
         self._on_schedules_changed()
         return schedule
 
@@ -194,6 +217,13 @@ class JobService:
     async def update_schedule(self, schedule_id: UUID, *, cron_expr: str | None = None,
                               timezone: str | None = None, payload: dict[str, Any] | None = None,
                               enabled: bool | None = None, max_attempts: int | None = None) -> Schedule:
+        return await self._update_schedule(schedule_id, AuditAction.SCHEDULE_UPDATE, cron_expr=cron_expr,
+                                           timezone=timezone, payload=payload, enabled=enabled,
+                                           max_attempts=max_attempts)
+
+    async def _update_schedule(self, schedule_id: UUID, action: AuditAction, *, cron_expr: str | None = None,
+                               timezone: str | None = None, payload: dict[str, Any] | None = None,
+                               enabled: bool | None = None, max_attempts: int | None = None) -> Schedule:
         expr = cron.validate_cron(cron_expr) if cron_expr is not None else None
         if timezone is not None:
             cron.validate_timezone(timezone)
@@ -205,21 +235,30 @@ class JobService:
             final_expr, final_tz = expr or read.cron_expr, timezone or read.timezone
             final_enabled = read.enabled if enabled is None else enabled
             next_run = cron.next_fire_after(final_expr, final_tz, read.now) if final_enabled else None
-            updated = await queries.update_schedule(self.pool, schedule_id, changes, next_run_at=next_run,
-                                                    read=read)
+            async with self._change() as conn:
+                updated = await queries.update_schedule(conn, schedule_id, changes, next_run_at=next_run,
+                                                        read=read)
+                if updated is not None:
+                    await _audit(conn, action, schedule_id, _changed_fields(changes))
             if updated is not None:
                 self._on_schedules_changed()
                 return updated
         raise Conflict("the schedule kept changing while being updated; try again")
 
     async def set_enabled(self, schedule_id: UUID, enabled: bool) -> Schedule:
-        return await self.update_schedule(schedule_id, enabled=enabled)
+        action = AuditAction.SCHEDULE_ENABLE if enabled else AuditAction.SCHEDULE_DISABLE
+        return await self._update_schedule(schedule_id, action, enabled=enabled)
 
     async def delete_schedule(self, schedule_id: UUID) -> None:
-        await queries.delete_schedule(self.pool, schedule_id)
+        async with self._change() as conn:
+            schedule = await queries.get_schedule(conn, schedule_id)
+            await queries.delete_schedule(conn, schedule_id)
+            await _audit(conn, AuditAction.SCHEDULE_DELETE, schedule_id, {"name": schedule.name})
 
     async def trigger_schedule(self, schedule_id: UUID) -> Job:
-        job = await queries.trigger_schedule(self.pool, schedule_id)
+        async with self._change() as conn:
+            job = await queries.trigger_schedule(conn, schedule_id)
+            await _audit(conn, AuditAction.SCHEDULE_TRIGGER, schedule_id, {"jobId": str(job.id)})
         self._on_enqueued()
         return job
 
@@ -240,3 +279,60 @@ class JobService:
 
     async def ping(self) -> None:
         await queries.db_now(self.pool)
+
+    async def health_report(self) -> HealthReport:
+        if self.health is None:
+            self.health = HealthMonitor(self.pool, worker_id="api")
+        return await self.health.report()
+
+    # --- operator views: audit log, live workers -----------------------------------------------
+
+    async def list_audit(self, *, action: str | None = None, limit: int = 50,
+                         offset: int = 0) -> tuple[list[AuditEntry], int]:
+        if action is not None and action not in set(AuditAction):
+            raise InvalidInput(f"action must be one of {', '.join(AuditAction)}, got '{action}'",
+                               field="action")
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}", field="limit")
+        if offset < 0:
+            raise InvalidInput(f"offset must be >= 0, got {offset}", field="offset")
+        async with translating(), self.pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):  # page and total agree
+                return await ops_queries.list_audit(conn, action=action, limit=limit, offset=offset)
+
+    async def list_workers(self) -> list[WorkerRow]:
+        return await ops_queries.list_workers(self.pool, alive_window_s=self.worker_gone_after_s)
+
+    @asynccontextmanager
+    async def _change(self) -> AsyncIterator[Any]:
+        """A connection in a transaction: the change and its audit row commit or roll back together."""
+        async with translating(), self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
+async def _audit(conn: Any, action: AuditAction, target: Any, detail: dict[str, Any] | None) -> None:
+    actor = current_actor()
+    await ops_queries.insert_audit(conn, actor=actor.fingerprint, remote_addr=actor.remote_addr,
+                                   action=str(action), target=str(target), detail=detail)
+
+
+def _job_detail(job: Job) -> dict[str, Any]:
+    # The payload is left out: it may hold personal data or secrets, and can be large.
+    detail: dict[str, Any] = {"type": job.type, "runAt": iso(job.run_at), "maxAttempts": job.max_attempts}
+    if job.idempotency_key is not None:
+        detail["idempotencyKey"] = job.idempotency_key
+    return detail
+
+
+def _schedule_detail(s: Schedule) -> dict[str, Any]:
+    return {"name": s.name, "jobType": s.job_type, "cronExpr": s.cron_expr, "timezone": s.timezone,
+            "enabled": s.enabled, "maxAttempts": s.max_attempts}
+
+
+def _changed_fields(ch: ScheduleChanges) -> dict[str, Any]:
+    fields = {"cronExpr": ch.cron_expr, "timezone": ch.timezone, "enabled": ch.enabled,
+              "maxAttempts": ch.max_attempts, "jobType": ch.job_type}
+    detail = {k: v for k, v in fields.items() if v is not None}
+    if ch.payload is not None:
+        detail["payload"] = "changed"  # the value is left out, as for jobs
+    return detail

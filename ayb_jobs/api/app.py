@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from ayb_jobs import __version__
-from ayb_jobs.api import health, routes
+from ayb_jobs.api import health, ops_routes, routes
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import AdminAuthMiddleware
 from ayb_jobs.api.errors import BodyLimitMiddleware, install_error_handlers
@@ -38,6 +38,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)
+    ops_routes.install(app)  # /api/admin/health, /audit, /workers and the audit actor middleware
     _mount_dashboard(app)
     # Added last = outermost: the token is checked before the body is read or its size looked at.
     app.add_middleware(BodyLimitMiddleware)

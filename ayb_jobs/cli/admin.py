@@ -31,6 +31,9 @@ def add_commands(
     subparsers action already adds them to every parser."""
     _add_jobs(subparsers, list(parents))
     _add_schedules(subparsers, list(parents))
+    from ayb_jobs.cli import ops  # audit list, workers list (imports this module's helpers)
+
+    ops.add_commands(subparsers, list(parents))
 
 
 def _leaf(

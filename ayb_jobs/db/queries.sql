@@ -393,3 +393,124 @@ DELETE FROM _ayb_magic_links WHERE ctid = ANY(ARRAY(
 -- $1 batch size
 DELETE FROM _ayb_password_resets WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM _ayb_password_resets WHERE expires_at < now() LIMIT $1));
+
+-- =================================================================================================
+-- Operator intelligence: admin audit log, live workers, Postgres health readings
+-- =================================================================================================
+
+-- name: audit_insert
+-- One audit row, run on the connection (and so in the transaction) of the change it records.
+-- $1 actor fingerprint, $2 remote address, $3 action, $4 target, $5 detail (json text)
+INSERT INTO _ayb_admin_audit (actor, remote_addr, action, target, detail)
+VALUES ($1, $2, $3, $4, $5::text::jsonb)
+RETURNING id;
+
+-- name: audit_list
+-- A page of audit rows, newest first. $1 action (NULL = all), $2 limit, $3 offset
+SELECT id, at, actor, remote_addr, action, target, detail
+FROM _ayb_admin_audit
+WHERE ($1::text IS NULL OR action = $1)
+ORDER BY at DESC, id DESC
+LIMIT $2 OFFSET $3;
+
+-- name: audit_count
+-- $1 action (NULL = all)
+SELECT count(*) FROM _ayb_admin_audit WHERE ($1::text IS NULL OR action = $1);
+
+-- name: delete_old_audit_entries
+-- Audit rows older than the retention. $1 retention hours, $2 batch size
+DELETE FROM _ayb_admin_audit WHERE id = ANY(ARRAY(
+    SELECT id FROM _ayb_admin_audit WHERE at < now() - make_interval(hours => $1) LIMIT $2));
+
+-- name: worker_upsert
+-- This daemon's presence row: created at the first beat (started_at = then), refreshed after.
+-- $1 worker id, $2 host, $3 pid, $4 version, $5 queues, $6 types, $7 concurrency, $8 in flight
+INSERT INTO _ayb_job_workers AS w
+    (worker_id, host, pid, version, started_at, last_seen_at, queues, types, concurrency, in_flight)
+VALUES ($1, $2, $3, $4, now(), now(), $5, $6, $7, $8)
+ON CONFLICT (worker_id) DO UPDATE
+SET last_seen_at = now(), queues = excluded.queues, types = excluded.types,
+    concurrency = excluded.concurrency, in_flight = excluded.in_flight;
+
+-- name: worker_delete
+-- $1 worker id
+DELETE FROM _ayb_job_workers WHERE worker_id = $1;
+
+-- name: workers_delete_gone
+-- Rows of daemons that died without deleting their own (kill -9, lost machine). $1 seconds unseen
+DELETE FROM _ayb_job_workers WHERE last_seen_at < now() - make_interval(secs => $1);
+
+-- name: workers_list
+-- Every known worker, whether it is alive (seen within $1 seconds) and the jobs running on it, as
+-- the job rows say (so a job whose worker died shows up under that worker until it is recovered).
+-- $1 alive window in seconds
+SELECT w.*, w.last_seen_at >= now() - make_interval(secs => $1) AS alive,
+       coalesce(r.jobs, '[]'::jsonb) AS jobs
+FROM _ayb_job_workers w
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_object('id', j.id, 'type', j.type, 'startedAt', j.last_run_at,
+                                        'leaseUntil', j.lease_until) ORDER BY j.last_run_at) AS jobs
+    FROM _ayb_jobs j
+    WHERE j.state = 'running' AND j.worker_id = w.worker_id
+) r ON true
+ORDER BY w.started_at, w.worker_id;
+
+-- name: health_claim
+-- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon
+-- is taking it right now (SKIP LOCKED). No row means another daemon reads; use the snapshot.
+-- $1 minimum age in seconds
+SELECT reading, taken_at, now() AS now FROM _ayb_health_snapshot
+WHERE id = 1 AND (taken_at IS NULL OR taken_at <= now() - make_interval(secs => $1))
+FOR UPDATE SKIP LOCKED;
+
+-- name: health_store
+-- $1 taken by (worker id), $2 reading (json text)
+UPDATE _ayb_health_snapshot SET taken_at = now(), taken_by = $1, reading = $2::text::jsonb WHERE id = 1;
+
+-- name: health_snapshot
+-- The last reading, whoever took it.
+SELECT reading, taken_at, taken_by, now() AS now FROM _ayb_health_snapshot WHERE id = 1;
+
+-- name: health_oldest_backend
+-- The session of this database whose transaction (own xid, or snapshot xmin) is oldest: the one
+-- that holds the xmin horizon back, so vacuum cannot remove rows that died after it began.
+SELECT pid, application_name, state, coalesce(xact_start, backend_start) AS since, query_start,
+       left(query, 200) AS query, greatest(age(backend_xid), age(backend_xmin)) AS xid_age,
+       extract(epoch FROM now() - coalesce(xact_start, backend_start))::float8 AS age_s
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)
+ORDER BY greatest(age(backend_xid), age(backend_xmin)) DESC, since
+LIMIT 1;
+
+-- name: health_oldest_prepared
+-- A prepared (two-phase) transaction holds the horizon until COMMIT/ROLLBACK PREPARED.
+SELECT gid, owner, prepared AS since, age(transaction) AS xid_age,
+       extract(epoch FROM now() - prepared)::float8 AS age_s
+FROM pg_prepared_xacts
+WHERE database = current_database()
+ORDER BY prepared
+LIMIT 1;
+
+-- name: health_slots
+-- Replication slots that hold an xmin (physical with hot_standby_feedback, or logical for this
+-- database). Postgres keeps no time for a slot's xmin; the caller tracks since when it saw it.
+SELECT slot_name, slot_type, active, active_pid, coalesce(xmin, catalog_xmin)::text AS xmin,
+       greatest(age(xmin), age(catalog_xmin)) AS xid_age
+FROM pg_replication_slots
+WHERE (xmin IS NOT NULL OR catalog_xmin IS NOT NULL)
+  AND (database IS NULL OR database = current_database())
+ORDER BY slot_name;
+
+-- name: health_tables
+-- Dead tuples, last autovacuum and size (with indexes and TOAST) of the _ayb_* tables.
+SELECT relname AS table_name, n_dead_tup AS dead_tuples,
+       extract(epoch FROM now() - last_autovacuum)::float8 AS autovacuum_age_s,
+       pg_total_relation_size(relid) AS bytes
+FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname LIKE '\_ayb\_%'
+ORDER BY relname;
+
+-- name: health_notify_queue
+-- Fraction of the NOTIFY queue in use (0-1); when full, every NOTIFY (and so every enqueue) fails.
+SELECT pg_notification_queue_usage()::float8 AS usage;

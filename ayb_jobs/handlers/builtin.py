@@ -15,6 +15,8 @@ from ayb_jobs.handlers import JobContext, Registry
 BATCH = 5000
 # The legacy pruner's fixed retention (jobs.enabled = false), as in AYB.
 LEGACY_WEBHOOK_RETENTION_HOURS = 168
+# Admin audit rows are kept 90 days unless job_prune's payload says otherwise.
+AUDIT_RETENTION_HOURS = 2160
 
 
 def _hours(payload: dict[str, Any], key: str, default: int) -> int:
@@ -85,16 +87,20 @@ async def expired_auth_cleanup(payload: dict[str, Any], ctx: JobContext) -> dict
 
 
 async def job_prune(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    _no_unknown_keys(payload, {"completed_retention_hours", "failed_retention_hours"})
+    _no_unknown_keys(payload, {"completed_retention_hours", "failed_retention_hours",
+                               "audit_retention_hours"})
     done_h = _hours(payload, "completed_retention_hours", 168)
     failed_h = _hours(payload, "failed_retention_hours", 720)
+    audit_h = _hours(payload, "audit_retention_hours", AUDIT_RETENTION_HOURS)
     total = 0
     while True:
         n = await queries.prune_jobs(ctx.pool, completed_retention_h=done_h, failed_retention_h=failed_h,
                                      batch=BATCH)
         total += n
         if n < BATCH:
-            return {"deleted": total}
+            break
+    audit = await drain(ctx.pool, "delete_old_audit_entries", audit_h, BATCH)
+    return {"deleted": total, "audit_deleted": audit}
 
 
 def register_builtins(registry: Registry) -> None:
@@ -107,4 +113,5 @@ def register_builtins(registry: Registry) -> None:
     registry.add("expired_auth_cleanup", expired_auth_cleanup,
                  description="Delete expired magic links and password resets")
     registry.add("job_prune", job_prune,
-                 description="Delete finished jobs past their retention (completed 168 h, failed 720 h)")
+                 description="Delete finished jobs past their retention (completed 168 h, failed 720 h) "
+                             "and admin audit entries (2160 h)")

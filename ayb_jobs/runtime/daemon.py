@@ -30,6 +30,7 @@ from ayb_jobs.db import migrate, queries
 from ayb_jobs.db.pool import create_pool
 from ayb_jobs.errors import AybJobsError, StartupError
 from ayb_jobs.handlers import Registry, default_registry
+from ayb_jobs.health import HealthMonitor
 from ayb_jobs.logs import add_secret
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime import http
@@ -43,6 +44,7 @@ from ayb_jobs.runtime.outcomes import OutcomeWriter
 from ayb_jobs.runtime.poller import Poller
 from ayb_jobs.runtime.scheduler import Scheduler, fill_missing_next_run
 from ayb_jobs.runtime.sdnotify import SystemdNotifier
+from ayb_jobs.runtime.workers import WorkerPresence
 from ayb_jobs.service import JobService
 
 log = structlog.get_logger("ayb_jobs.daemon")
@@ -79,6 +81,8 @@ class Daemon:
         self.maintenance: Maintenance | None = None
         self.listener: Listener | None = None
         self.legacy: LegacyPruner | None = None
+        self.health: HealthMonitor | None = None
+        self.presence: WorkerPresence | None = None
 
     # --- the whole life --------------------------------------------------------------------------
 
@@ -129,6 +133,8 @@ class Daemon:
             self.start_job_system(dsn)
         else:
             self.start_legacy_mode()
+        self.health = HealthMonitor(self.pool, self.settings.health, worker_id=self.worker_id)
+        self.spawn("health", self.health.run())
         if self._sock is not None:
             await self.start_http()
         self.notifier.ready()
@@ -189,6 +195,11 @@ class Daemon:
         self.spawn("poller", self.poller.run())
         self.spawn("heartbeat", self.heartbeat.run())
         self.spawn("maintenance", self.maintenance.run())
+        self.presence = WorkerPresence(pool=self.pool, worker_id=self.worker_id, types=self.registry.names(),
+                                       concurrency=jobs.worker_concurrency,
+                                       running=lambda: self.executor.running,
+                                       on_db_error=lambda: self.metrics.db_error("workers"))
+        self.spawn("workers", self.presence.run())
         if jobs.scheduler_enabled:
             self.scheduler = Scheduler(pool=self.pool, metrics=self.metrics, tick_s=jobs.scheduler_tick_s,
                                        on_enqueued=self.poller.wake.set)
@@ -219,7 +230,7 @@ class Daemon:
         if self.scheduler is not None:
             hooks["on_schedules_changed"] = self.scheduler.wake.set
         service = JobService(self.pool, self.registry, default_max_attempts=self.jobs.max_retries_default,
-                             **hooks)
+                             health=self.health, **hooks)
         app = create_app(service, token=token, jobs_enabled=self.jobs.enabled, metrics=self.metrics,
                          readiness=self.readiness)
         self.http = http.HttpServer(app, self._sock)
@@ -313,7 +324,8 @@ class Daemon:
         self.phase("polling_stopped")
         released = await self.drain()
         for name, component in (("heartbeat", self.heartbeat), ("maintenance", self.maintenance),
-                                ("listener", self.listener), ("legacy_pruner", self.legacy)):
+                                ("listener", self.listener), ("legacy_pruner", self.legacy),
+                                ("workers", self.presence), ("health", self.health)):
             await self.stop_loop(component, name)
         self.phase("drained", released=released)
         await self.close_resources()

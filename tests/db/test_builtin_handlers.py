@@ -172,8 +172,8 @@ async def test_job_prune_deletes_only_finished_jobs_past_their_retention(
     kept = [await _job_in(pool, "completed", 167), await _job_in(pool, "canceled", 1),
             await _job_in(pool, "failed", 719), await _job_in(pool, "failed", 169),
             await _job_in(pool, "queued", 1000)]
-    assert await b.job_prune({}, ctx) == {"deleted": len(gone)}
+    assert await b.job_prune({}, ctx) == {"deleted": len(gone), "audit_deleted": 0}
     left = {r["id"] for r in await pool.fetch("SELECT id FROM _ayb_jobs")}
     assert left == set(kept)
     assert await b.job_prune({"completed_retention_hours": 1, "failed_retention_hours": 1}, ctx) == {
-        "deleted": 4}
+        "deleted": 4, "audit_deleted": 0}

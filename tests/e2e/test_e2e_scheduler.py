@@ -131,7 +131,7 @@ async def test_builtin_jobs_delete_only_expired_rows(pool, start_daemon):
     assert await pool.fetchval("SELECT count(*) FROM _ayb_oauth_authorization_codes") == 2
     old_jobs = await pool.fetch("SELECT payload->>'label' AS label FROM _ayb_jobs WHERE schedule_id IS NULL")
     assert sorted(r["label"] for r in old_jobs) == ["keep", "keep"]
-    assert results["job_prune"] == {"deleted": 3}
+    assert results["job_prune"] == {"deleted": 3, "audit_deleted": 0}
     assert results["expired_oauth_cleanup"] == {"tokens_deleted": 2, "codes_deleted": 2}
 
 
@@ -139,7 +139,7 @@ async def test_builtin_jobs_on_a_bare_database_complete_skipped(pool, start_daem
     results = await run_default_schedules(pool, start_daemon)
     for job_type in BUILTIN_TYPES - {"job_prune"}:
         assert "not found" in results[job_type]["skipped"], (job_type, results[job_type])
-    assert results["job_prune"] == {"deleted": 0}
+    assert results["job_prune"] == {"deleted": 0, "audit_deleted": 0}
 
 
 # --- legacy pruner -----------------------------------------------------------------------------------
