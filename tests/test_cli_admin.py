@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -233,9 +234,52 @@ def test_server_errors_exit_1_with_the_servers_message(cli) -> None:
     assert not_failed.returncode == 1 and not_failed.stderr.startswith("ayb-jobs: ")
 
 
-def test_wrong_token_reports_401(server, cli_env) -> None:
+def test_wrong_token_says_token_rejected(server, cli_env) -> None:
     result = run_cli(cli_env, "jobs", "stats", url=server.url, token="wrong-token-wrong-token")
-    assert result.returncode == 1 and "admin authentication required" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "token rejected" in result.stderr and "--admin-token" in result.stderr
+    assert "wrong-token" not in result.stderr
+
+
+def test_missing_token_says_where_it_looked_and_how_to_give_one(server, tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ayb_jobs", "jobs", "stats", "--url", server.url],
+        capture_output=True, text=True, env=_env(str(tmp_path)), cwd=tmp_path, timeout=60,
+    )
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "no admin token was found" in result.stderr and "token rejected" not in result.stderr
+    assert f"{tmp_path}/data/admin-token" in result.stderr  # where scripts/run.sh writes it
+    assert "--admin-token" in result.stderr and "AYB_ADMIN_TOKEN" in result.stderr
+
+
+def test_token_of_scripts_run_sh_is_found_in_the_working_directory(server, tmp_path) -> None:
+    """scripts/run.sh writes ./data/admin-token; the CLI run from the checkout finds it, and it gets
+    past a stale token in the default location (a daemon run earlier) by trying the next file."""
+    env = _env(str(tmp_path))
+    stale = Path(env["XDG_DATA_HOME"]) / "ayb-jobs" / "admin-token"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("stale-token-from-an-older-daemon\n")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "admin-token").write_text(TOKEN + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ayb_jobs", "jobs", "stats", "--url", server.url, "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "queued" in as_json(result)
+
+
+def test_local_token_files_are_not_sent_to_another_machine(tmp_path, monkeypatch) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin-token").write_text(TOKEN + "\n")
+    from ayb_jobs.cli.client import find_tokens
+    from ayb_jobs.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    env = _env(str(tmp_path))
+    remote = find_tokens(None, lambda: load_settings(environ=env), "http://10.1.2.3:8090", env)
+    local = find_tokens(None, lambda: load_settings(environ=env), "http://127.0.0.1:8090", env)
+    assert remote.tokens == [] and [t.value for t in local.tokens] == [TOKEN]
 
 
 BAD_INPUT = [
