@@ -108,6 +108,11 @@ class AdminClient:
         headers = {"Authorization": f"Bearer {token.value}"} if token else {}
         try:
             return self._http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.ReadTimeout:
+            raise DaemonUnreachable(
+                f"the daemon at {self.base_url} accepted the connection but did not answer within "
+                f"{self._http.timeout.read:g} s; see its log"
+            ) from None
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
             raise DaemonUnreachable(
