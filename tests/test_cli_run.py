@@ -46,6 +46,15 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int = 2) -> s
     return result.stderr
 
 
+def start_failure(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """`run` refused to start: one `daemon_start_failed` log line (JSON here), nothing else."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    [line] = result.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["level"], record["exit_code"]) == ("daemon_start_failed", "error", code)
+    return record["error"]
+
+
 class Daemon:
     """`python -m ayb_jobs run` with JSON logs; `events` collects the parsed log lines."""
 
@@ -127,7 +136,7 @@ def test_unusable_token_file_stops_run_before_the_database_is_touched(tmp_path, 
         locked.mkdir(mode=0o500)
         token_file = locked / "sub" / "admin-token"
     env = clean_env(tmp_path, AYB_DATABASE_URL=UNREACHABLE_DSN, AYB_ADMIN_TOKEN_FILE=str(token_file))
-    message = one_line_error(run_cli("run", env=env))
+    message = start_failure(run_cli("run", env=env))
     assert f"admin.token_file {token_file}" in message and "AYB_ADMIN_TOKEN_FILE" in message
 
 
@@ -136,7 +145,7 @@ def test_handler_module_that_cannot_be_found_says_what_to_do_before_starting(tmp
     conf.parent.mkdir()
     conf.write_text('[jobs]\nhandlers = ["myapp.jobs:register"]\n')
     env = clean_env(tmp_path, AYB_DATABASE_URL=UNREACHABLE_DSN)
-    message = one_line_error(run_cli("run", "--config", str(conf), env=env, cwd=tmp_path))
+    message = start_failure(run_cli("run", "--config", str(conf), env=env, cwd=tmp_path))
     assert "no module named 'myapp'" in message and "jobs.handlers_path" in message
     assert str(conf.parent) in message and str(tmp_path) in message  # the directories searched
 

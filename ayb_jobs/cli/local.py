@@ -163,11 +163,20 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     daemon_main = _lazy("ayb_jobs.runtime.daemon", "main")
-    _check_token_file(settings)
     from ayb_jobs.logs import configure_logging
 
     configure_logging(settings.log)  # idempotent: the daemon may configure again
-    _import_handlers(settings)
+    try:
+        _check_token_file(settings)
+        _import_handlers(settings)
+    except StartupError as exc:
+        # Logged like the daemon's own start-up failures, so log pipelines see one kind of event.
+        import structlog
+
+        structlog.get_logger("ayb_jobs.daemon").error(
+            "daemon_start_failed", error=exc.message, exit_code=exc.exit_code
+        )
+        return exc.exit_code
     return int(daemon_main(settings))
 
 

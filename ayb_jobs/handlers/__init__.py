@@ -137,8 +137,8 @@ def _not_found_message(spec: str, module_name: str, missing: str) -> str:
     if missing not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:
         # The handler module was found; something it imports is not installed.
         return (
-            f"jobs.handlers: cannot import '{module_name}' ({spec}): it imports '{missing}', which is not "
-            f"installed; install it into the environment ayb-jobs runs from ({sys.prefix})"
+            f"jobs.handlers: cannot import '{module_name}' ({spec}): No module named '{missing}' (imported "
+            f"by it); install '{missing}' into the environment ayb-jobs runs from ({sys.prefix})"
         )
     searched = ", ".join(_search_path) or "(none)"
     return (
