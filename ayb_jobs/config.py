@@ -9,6 +9,7 @@ layers are then validated by the `Settings` model. Env names follow pydantic-set
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
@@ -351,7 +352,8 @@ class Settings(BaseSettings):
         dirs = [Path(d) for d in self.jobs.handlers_path]
         if self._config_file is not None:
             dirs.append(self._config_file.parent)
-        dirs.append(Path.cwd())
+        with contextlib.suppress(OSError):  # a working directory that was deleted is skipped
+            dirs.append(Path.cwd())
         unique: list[Path] = []
         for d in dirs:
             if d not in unique:

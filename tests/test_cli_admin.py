@@ -259,6 +259,8 @@ def test_missing_token_says_where_it_looked_and_how_to_give_one(server, tmp_path
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "no admin token was found" in result.stderr and "token rejected" not in result.stderr
     assert f"{tmp_path}/data/admin-token" in result.stderr  # where scripts/run.sh writes it
+    assert f"{tmp_path}/data/ayb-jobs/admin-token" in result.stderr  # <data> ($XDG_DATA_HOME here)
+    assert "/var/lib/ayb-jobs/admin-token" in result.stderr  # the systemd unit's StateDirectory
     assert "--admin-token" in result.stderr and "AYB_ADMIN_TOKEN" in result.stderr
 
 
