@@ -124,17 +124,19 @@ class AdminClient:
         how = "pass --admin-token TOKEN or set AYB_ADMIN_TOKEN"
         if rejected:
             sources = " and ".join(t.source for t in rejected)
-            return (
+            message = (
                 f"token rejected by the daemon at {self.base_url} (the token from {sources} is not this "
                 f"daemon's): {how} with the token of this daemon"
             )
-        message = (
-            f"admin authentication required by the daemon at {self.base_url} and no admin token was found"
-        )
-        if self.search.looked_in:
-            message += f" (looked for {', '.join(self.search.looked_in)})"
-        message += f": {how}, or set AYB_ADMIN_TOKEN_FILE to the daemon's token file"
-        if self.search.unreadable:
+        else:
+            message = (
+                f"admin authentication required by the daemon at {self.base_url} and no admin token was "
+                "found"
+            )
+            if self.search.looked_in:
+                message += f" (looked for {', '.join(self.search.looked_in)})"
+            message += f": {how}, or set AYB_ADMIN_TOKEN_FILE to the daemon's token file"
+        if self.search.unreadable:  # quite likely the right one: say how to read it
             message += (
                 f"; {', '.join(self.search.unreadable)} exists but this user cannot read it: run the "
                 "command as the daemon's user (e.g. sudo -u ayb ayb-jobs …) or as root"
