@@ -9,11 +9,15 @@ layers are then validated by the `Settings` model. Env names follow pydantic-set
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import ipaddress
 import json
 import os
 import re
 import tomllib
+import typing
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,9 +69,103 @@ def _choice(*allowed: str):
 def _dsn(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    if value and not re.match(r"postgres(ql)?://", value):
-        raise ValueError("must be a postgres:// or postgresql:// URL (or empty)")
+    if value:
+        check_dsn(value)
     return value
+
+
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_PERCENT_HINT = "percent-encode it (e.g. / as %2F, @ as %40, # as %23, ? as %3F)"
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ValueError (saying what is wrong, never quoting the password) unless `dsn` is a URL the
+    driver can connect with: postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/db][?opts].
+
+    The checks follow asyncpg's own DSN parser, which otherwise fails at connect time with a traceback
+    that can include the password (for example when a password holds an unencoded '/').
+    """
+    scheme, sep, _rest = dsn.partition("://")
+    if not sep:
+        if "=" in dsn:
+            raise ValueError("must be a postgresql:// URL; libpq key=value strings are not supported")
+        raise ValueError("must be a postgres:// or postgresql:// URL (or empty)")
+    if scheme not in ("postgres", "postgresql"):
+        shown = scheme if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,20}", scheme) else "?"
+        raise ValueError(f"unknown scheme '{shown}': must be postgres:// or postgresql://")
+    if any(ch.isspace() for ch in dsn):
+        raise ValueError("contains whitespace; percent-encode spaces as %20")
+    try:
+        parsed = urllib.parse.urlsplit(dsn)
+    except ValueError:
+        raise ValueError("has a malformed [IPv6] host: write it as [::1]:5432, brackets closed") from None
+    auth, at, hostspec = parsed.netloc.rpartition("@")
+    if not at and "@" in parsed.path + parsed.query + parsed.fragment:
+        raise ValueError(f"the password (or user name) contains '/', '?' or '#': {_PERCENT_HINT}")
+    if "@" in auth:
+        raise ValueError(f"the password (or user name) contains '@': {_PERCENT_HINT}")
+    if parsed.fragment:
+        raise ValueError(f"has a '#' fragment; if it is part of the password, {_PERCENT_HINT}")
+    if hostspec:
+        _check_hostlist(hostspec, unquote=True)
+    _check_dsn_query(parsed.query)
+
+
+def _check_hostlist(hostlist: str, *, unquote: bool) -> None:
+    for spec in hostlist.split(","):
+        if not spec:
+            raise ValueError("has an empty host in its host list")
+        if spec.startswith("/"):  # a unix socket directory
+            continue
+        if spec.startswith("["):
+            match = re.fullmatch(r"\[([^\]]+)\](?::(.*))?", spec)
+            if not match or not _is_ipv6(match.group(1)):
+                raise ValueError("has a malformed IPv6 host: write it as [::1]:5432")
+            addr, port = match.group(1), match.group(2)
+        else:
+            addr, _, port = spec.partition(":")
+            if ":" in port:
+                raise ValueError("has an IPv6 address without brackets: write it as [::1]:5432")
+        if not addr:
+            raise ValueError("has a port but no host name before it")
+        if port:  # "host:" means the default port, as for the driver
+            _check_port(urllib.parse.unquote(port) if unquote else port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(urllib.parse.unquote(text))
+    except ValueError:
+        return False
+    return True
+
+
+def _check_port(port: str) -> None:
+    # The port is not quoted back: with a mistyped '@' it may be part of the password.
+    if not port.isdigit() or not port.isascii():
+        raise ValueError(
+            "has a port that is not a number (a password goes before the host, as in "
+            "user:password@host:5432, with / @ # ? in it written %2F %40 %23 %3F)"
+        )
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"has port {int(port)}, out of range 1-65535")
+
+
+def _check_dsn_query(query: str) -> None:
+    if not query:
+        return
+    try:
+        params = urllib.parse.parse_qs(query, strict_parsing=True, keep_blank_values=True)
+    except ValueError:
+        raise ValueError("has a malformed ?query: use ?name=value&name=value") from None
+    last = {name: values[-1] for name, values in params.items()}
+    if "port" in last:
+        for port in last["port"].split(","):
+            _check_port(port)
+    if last.get("host"):
+        _check_hostlist(last["host"], unquote=False)
+    if "sslmode" in last and last["sslmode"] not in _SSL_MODES:
+        raise ValueError(f"has an unknown sslmode; use one of {', '.join(_SSL_MODES)}")
 
 
 def _token(value: Any) -> str:
@@ -96,6 +194,12 @@ def _handlers(value: Any) -> list[str]:
             raise ValueError(f'entry {json.dumps(item)} is not of the form "module:callable"')
     if len(set(value)) != len(value):
         raise ValueError("lists the same handler twice")
+    return value
+
+
+def _directories(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValueError("must be a list of directory names")
     return value
 
 
@@ -175,6 +279,7 @@ class JobsSettings(BaseModel):
     shutdown_timeout_s: _int_range(0, 3600) = 30
     recovery_interval_s: _int_range(5, 3600) = 30
     handlers: Annotated[list[str], BeforeValidator(_handlers)] = Field(default_factory=list)
+    handlers_path: Annotated[list[str], BeforeValidator(_directories)] = Field(default_factory=list)
 
 
 class AdminSettings(BaseModel):
@@ -265,6 +370,26 @@ class Settings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file the settings were read from, if any (absolute)."""
+        return self._config_file
+
+    def handler_search_path(self) -> list[Path]:
+        """Where `jobs.handlers` modules are looked for besides the installed packages: the
+        `jobs.handlers_path` directories, then the config file's directory, then the working directory."""
+        dirs = [Path(d) for d in self.jobs.handlers_path]
+        if self._config_file is not None:
+            dirs.append(self._config_file.parent)
+        with contextlib.suppress(OSError):  # a working directory that was deleted is skipped
+            dirs.append(Path.cwd())
+        unique: list[Path] = []
+        for d in dirs:
+            if d not in unique:
+                unique.append(d)
+        return unique
 
     @property
     def sources(self) -> dict[str, str]:
@@ -302,8 +427,11 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(home) / ".local" / "share" / "ayb-jobs"
 
 
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s/]*(@)")
+# Up to the LAST '@' of the word: a password with an unencoded '/' or '@' is still hidden whole.
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)\S*(@)")
 _KV_PASSWORD = re.compile(r"((?:password|passwd|pwd)\s*=\s*)('[^']*'|[^\s&;]+)", re.IGNORECASE)
+# A DSN without '@' whose "port" is not a number: that "port" may well be a password (user:pw/x).
+_NON_PORT = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\[,]*:)(?!\d*(?:[/,?]|$))[^\s/,?]*")
 
 
 def redact_dsn(dsn: str) -> str:
@@ -316,7 +444,8 @@ def redact_value(key: str, value: Any) -> Any:
     if key in SECRET_KEYS and value:
         return "***"
     if key in DSN_KEYS and isinstance(value, str):
-        return redact_dsn(value)
+        redacted = redact_dsn(value)
+        return redacted if "@" in redacted else _NON_PORT.sub(r"\1***", redacted)
     return value
 
 
@@ -383,6 +512,11 @@ def _read_file(layers: _Layers, path: str, given_by: str) -> None:
         raise ConfigError(f"config file {path} (from {given_by}) cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError as exc:  # TOML files are UTF-8 by definition
+        raise ConfigError(
+            f"config file {path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     for section, table in data.items():
         if not isinstance(table, dict):
             if section in SECTIONS:
@@ -390,7 +524,34 @@ def _read_file(layers: _Layers, path: str, given_by: str) -> None:
             _check_known(section, "", origin, f"'{section}'")
         for name, value in table.items():
             _check_known(section, name, origin, f"{section}.{name}")
+            _check_toml_type(section, name, value, origin)
             layers.put(section, name, value, "file", origin)
+
+
+_TOML_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+                    list: "an array", dict: "a table"}
+
+
+def _toml_type_name(value: Any) -> str:
+    return next((name for kind, name in _TOML_TYPE_NAMES.items() if isinstance(value, kind)), "a date/time")
+
+
+def _check_toml_type(section: str, name: str, value: Any, origin: str) -> None:
+    """TOML has types, so a value of the wrong one is a mistake (`worker_concurrency = "8"`); only
+    environment variables and --set, which are text, are parsed."""
+    annotation = SECTIONS[section].model_fields[name].annotation
+    expected = typing.get_origin(annotation) or annotation
+    if type(value) is expected:  # `is`: True is an int to isinstance, not to TOML
+        return
+    key = f"{section}.{name}"
+    wanted = _TOML_TYPE_NAMES[expected]
+    hint = ""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+|true|false", value.strip()):
+        hint = f" (write {value.strip()} without quotes)"
+    raise ConfigError(
+        f"invalid setting {key} = {_show(key, value)} ({origin}): must be {wanted}, "
+        f"not {_toml_type_name(value)}{hint}"
+    )
 
 
 def _read_env(layers: _Layers, env: Mapping[str, str]) -> None:
@@ -403,16 +564,51 @@ def _read_env(layers: _Layers, env: Mapping[str, str]) -> None:
             continue  # other AYB_* variables belong to other AYB components
         origin = f"env {var}"
         _check_known(section, name, origin, f"{section}.{name or '?'}")
-        value: Any = raw
-        if name == "handlers":
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ConfigError(
-                    f"invalid setting jobs.handlers = {json.dumps(raw)} ({origin}): must be a JSON list "
-                    'of "module:callable" strings, e.g. ["myapp.jobs:send_email"]'
-                ) from None
+        value = _parse_list_text(name, raw, origin)
         layers.put(section, name, value, "env", origin)
+
+
+def _parse_list_text(name: str, raw: str, origin: str) -> Any:
+    """The list settings given as text (environment, --set); other values are parsed by the models."""
+    if name == "handlers":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"invalid setting jobs.handlers = {json.dumps(raw)} ({origin}): must be a JSON list "
+                'of "module:callable" strings, e.g. ["myapp.jobs:send_email"]'
+            ) from None
+    if name == "handlers_path":
+        return _path_list(raw)
+    return raw
+
+
+def _path_list(raw: str) -> Any:
+    """AYB_JOBS_HANDLERS_PATH: a JSON list, or directories separated by ':' as in PYTHONPATH."""
+    if raw.lstrip().startswith("["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw  # reported by the validator
+    return [part for part in raw.split(os.pathsep) if part]
+
+
+def _resolve_handler_dirs(settings: Settings, layers: _Layers, config_file: Path | None) -> None:
+    """Make `jobs.handlers_path` absolute (relative to the config file when set there, else to the
+    working directory) and check that each entry is a directory."""
+    key = "jobs.handlers_path"
+    from_file = layers.kind.get(key) == "file" and config_file is not None
+    base = config_file.parent if from_file and config_file is not None else Path.cwd()
+    resolved = []
+    for entry in settings.jobs.handlers_path:
+        path = (base / Path(entry).expanduser()).resolve()
+        if not path.is_dir():
+            raise ConfigError(
+                f"invalid setting {key} = {_show(key, settings.jobs.handlers_path)} "
+                f"({layers.origin[key]}): {path} is not a directory"
+            )
+        resolved.append(str(path))
+    settings.jobs.handlers_path = resolved
 
 
 def _read_overrides(layers: _Layers, overrides: Mapping[str, Any]) -> None:
@@ -425,6 +621,8 @@ def _read_overrides(layers: _Layers, overrides: Mapping[str, Any]) -> None:
             if inner is None:
                 continue  # a flag that was not given
             _check_known(section, name, "command line", f"{section}.{name}")
+            if isinstance(inner, str):
+                inner = _parse_list_text(name, inner, "command line")
             layers.put(section, name, inner, "cli", "command line")
 
 
@@ -476,5 +674,8 @@ def load_settings(
         settings.database.embedded_data_dir = str(data_dir(env) / "postgres")
     if not settings.admin.token_file:
         settings.admin.token_file = str(data_dir(env) / "admin-token")
+    config_file = Path(path).resolve() if path else None
+    _resolve_handler_dirs(settings, layers, config_file)
     settings._sources = dict(layers.kind)
+    settings._config_file = config_file
     return settings

@@ -17,10 +17,12 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import structlog
 import uvicorn
 
 from ayb_jobs.api.app import create_app
@@ -121,14 +123,23 @@ async def live_db(template_db: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+def _drop_event(_logger, _method, _event):
+    raise structlog.DropEvent
+
+
 @pytest.fixture(scope="module")
 def server(live_db: str) -> Iterator[LiveServer]:
+    # The server's own logs are not under test here, and rendering an unexpected error's traceback on
+    # a busy machine can take longer than the CLI's request timeout.
+    saved = structlog.get_config()
+    structlog.configure(processors=[_drop_event])
     srv = LiveServer(live_db)
     srv.start()
     try:
         yield srv
     finally:
         srv.stop()
+        structlog.configure(**saved)
 
 
 def _env(tmp: str) -> dict[str, str]:
@@ -233,9 +244,54 @@ def test_server_errors_exit_1_with_the_servers_message(cli) -> None:
     assert not_failed.returncode == 1 and not_failed.stderr.startswith("ayb-jobs: ")
 
 
-def test_wrong_token_reports_401(server, cli_env) -> None:
+def test_wrong_token_says_token_rejected(server, cli_env) -> None:
     result = run_cli(cli_env, "jobs", "stats", url=server.url, token="wrong-token-wrong-token")
-    assert result.returncode == 1 and "admin authentication required" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "token rejected" in result.stderr and "--admin-token" in result.stderr
+    assert "wrong-token" not in result.stderr
+
+
+def test_missing_token_says_where_it_looked_and_how_to_give_one(server, tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ayb_jobs", "jobs", "stats", "--url", server.url],
+        capture_output=True, text=True, env=_env(str(tmp_path)), cwd=tmp_path, timeout=60,
+    )
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "no admin token was found" in result.stderr and "token rejected" not in result.stderr
+    assert f"{tmp_path}/data/admin-token" in result.stderr  # where scripts/run.sh writes it
+    assert f"{tmp_path}/data/ayb-jobs/admin-token" in result.stderr  # <data> ($XDG_DATA_HOME here)
+    assert "/var/lib/ayb-jobs/admin-token" in result.stderr  # the systemd unit's StateDirectory
+    assert "--admin-token" in result.stderr and "AYB_ADMIN_TOKEN" in result.stderr
+
+
+def test_token_of_scripts_run_sh_is_found_in_the_working_directory(server, tmp_path) -> None:
+    """scripts/run.sh writes ./data/admin-token; the CLI run from the checkout finds it, and it gets
+    past a stale token in the default location (a daemon run earlier) by trying the next file."""
+    env = _env(str(tmp_path))
+    stale = Path(env["XDG_DATA_HOME"]) / "ayb-jobs" / "admin-token"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("stale-token-from-an-older-daemon\n")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "admin-token").write_text(TOKEN + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ayb_jobs", "jobs", "stats", "--url", server.url, "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "queued" in as_json(result)
+
+
+def test_local_token_files_are_not_sent_to_another_machine(tmp_path, monkeypatch) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "admin-token").write_text(TOKEN + "\n")
+    from ayb_jobs.cli.client import find_tokens
+    from ayb_jobs.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    env = _env(str(tmp_path))
+    remote = find_tokens(None, lambda: load_settings(environ=env), "http://10.1.2.3:8090", env)
+    local = find_tokens(None, lambda: load_settings(environ=env), "http://127.0.0.1:8090", env)
+    assert remote.tokens == [] and [t.value for t in local.tokens] == [TOKEN]
 
 
 BAD_INPUT = [
@@ -370,3 +426,68 @@ def test_schedule_delete_json_and_preview(cli) -> None:
     assert len(times) == 3 and all(t.endswith("Z") for t in times)
     text = cli("schedules", "preview", "@daily").stdout.splitlines()
     assert len(text) == 5 and all(t.endswith("T00:00:00Z") for t in text)
+
+
+# --- help, job types, preview in a timezone ---------------------------------------------------------
+
+
+def test_schedules_create_help_shows_cron_as_required(cli_env) -> None:
+    result = run_cli(cli_env, "schedules", "create", "--help", token=None)
+    usage = " ".join(result.stdout.split("\n\n")[0].split())
+    assert result.returncode == 0 and "--cron EXPR" in usage and "[--cron EXPR]" not in usage
+    missing = run_cli(cli_env, "schedules", "create", "--name", "x", "--job-type", "job_prune", token=None)
+    assert missing.returncode == 2 and "--cron" in missing.stderr
+
+
+def test_jobs_types_lists_the_registered_handlers(cli) -> None:
+    data = as_json(cli("jobs", "types", "--json"))
+    assert {"type": "job_prune", "builtin": True} .items() <= next(
+        t for t in data["items"] if t["type"] == "job_prune"
+    ).items()
+    text = cli("jobs", "types").stdout.splitlines()
+    assert text[0].split() == ["TYPE", "KIND", "DESCRIPTION"]
+    assert any(line.startswith("job_prune") and "built-in" in line for line in text)
+    assert text[-1] == f"{len(data['items'])} job types"
+
+
+def test_preview_in_a_timezone_shows_utc_and_local_time_with_offset(cli) -> None:
+    # 02:30 New York across the spring-forward day: the offset changes from -05:00 to -04:00.
+    lines = cli(
+        "schedules", "preview", "30 3 * * *", "--timezone", "America/New_York", "--count", "3",
+        "--after", "2026-03-07T12:00:00Z",
+    ).stdout.splitlines()
+    assert lines[0].split() == ["UTC", "LOCAL", "(America/New_York)"]
+    assert lines[1].split() == ["2026-03-08T07:30:00Z", "2026-03-08", "03:30:00-04:00", "EDT"]
+    assert lines[2].split() == ["2026-03-09T07:30:00Z", "2026-03-09", "03:30:00-04:00", "EDT"]
+    before = cli("schedules", "preview", "30 3 * * *", "--timezone", "America/New_York", "--count", "1",
+                 "--after", "2026-03-06T12:00:00Z").stdout.splitlines()
+    assert before[1].split() == ["2026-03-07T08:30:00Z", "2026-03-07", "03:30:00-05:00", "EST"]
+
+
+def test_preview_past_the_calendar_end_prints_the_servers_answer_in_one_line(cli) -> None:
+    result = cli("schedules", "preview", "30 2 * * *", "--after", "9999-12-31T23:50:00Z", ok=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("ayb-jobs: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and "no ayb-jobs daemon answers" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "applies", "does_not_apply"),
+    [
+        (["run"], ["--config", "--set"], ["--url", "--admin-token", "--json"]),
+        (["migrate"], ["--config", "--json", "--set"], ["--url", "--admin-token"]),
+        (["health"], ["--config", "--url", "--json"], ["--admin-token", "--set"]),
+        (["config", "check"], ["--config", "--json", "--set"], ["--url", "--admin-token"]),
+    ],
+)
+def test_local_commands_have_a_description_and_only_the_flags_that_apply(
+    cli_env, command, applies, does_not_apply
+) -> None:
+    result = run_cli(cli_env, *command, "--help", token=None)
+    assert result.returncode == 0
+    usage, description = result.stdout.split("\n\n")[:2]
+    assert len(description.split()) >= 8  # a sentence, not just the usage line
+    for flag in applies:
+        assert flag in usage
+    for flag in does_not_apply:
+        assert flag not in result.stdout

@@ -94,7 +94,7 @@ def top_level_block(text: str, key: str) -> str:
 def test_unit_file_settings() -> None:
     unit = unit_settings()
     assert unit["Type"] == "notify" and unit["NotifyAccess"] == "main"
-    assert unit["ExecStart"] == "/usr/local/bin/ayb-jobs run --config /etc/ayb-jobs/config.toml"
+    assert unit["ExecStart"] == "/opt/ayb-jobs/venv/bin/ayb-jobs run --config /etc/ayb-jobs/config.toml"
     assert unit["User"] == "ayb" and unit["Group"] == "ayb"
     assert unit["StateDirectory"] == "ayb-jobs"
     assert int(unit["WatchdogSec"]) > 0
@@ -104,18 +104,57 @@ def test_unit_file_settings() -> None:
     assert unit["NoNewPrivileges"] == "yes" and unit["ProtectSystem"] == "strict"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    # verify insists that ExecStart's program exists, and /usr/local/bin/ayb-jobs is only there once
-    # installed. Point a copy at this environment's ayb-jobs (installed by `pip install -e .`);
-    # everything else is checked as shipped.
-    exe = Path(sys.executable).parent / "ayb-jobs"
-    if not exe.exists():
-        exe = Path("/bin/true")
-    unit = tmp_path / "ayb-jobs.service"
-    unit.write_text(UNIT.read_text().replace("ExecStart=/usr/local/bin/ayb-jobs", f"ExecStart={exe}"))
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+def documented_install() -> dict[str, str]:
+    """The install commands written as comments in the unit: the venv and the pip that fills it."""
+    comments = "\n".join(line for line in UNIT.read_text().splitlines() if line.startswith("#"))
+    venv = re.search(r"python3 -m venv (\S+)", comments)
+    assert venv, "the unit's comments do not say how to create the venv"
+    assert f"{venv.group(1)}/bin/pip install ." in comments, "nor how to install ayb-jobs into it"
+    assert "useradd --system" in comments and "/etc/ayb-jobs/config.toml" in comments
+    return {"venv": venv.group(1)}
+
+
+def test_unit_runs_the_program_the_documented_install_creates() -> None:
+    program = unit_settings()["ExecStart"].split()[0]
+    assert program == f"{documented_install()['venv']}/bin/ayb-jobs"
+
+
+def systemd_root(tmp_path: Path, unit_text: str) -> Path:
+    """A root directory holding systemd's own units, the given unit, and the documented venv with its
+    `ayb-jobs` entry point (a copy of this environment's, which `pip install .` creates; the packaging
+    test installs a wheel into a fresh venv for real)."""
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/ayb-jobs.service").write_text(unit_text)
+    venv = root / documented_install()["venv"].lstrip("/")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    entry_point = Path(sys.executable).parent / "ayb-jobs"
+    assert entry_point.exists(), "run scripts/setup.sh: this environment has no ayb-jobs entry point"
+    # A copy, not a symlink: systemd resolves links inside the root. Its #! names this environment's
+    # python, as the real one names the venv's.
+    shutil.copy2(entry_point, venv / "bin" / "ayb-jobs")
+    return root
+
+
+def verify(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", "ayb-jobs.service"],
+        capture_output=True, text=True, timeout=60,
     )
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None or not Path("/usr/lib/systemd/system").is_dir(),
+    reason="systemd not installed (scripts/test.sh installs it)",
+)
+def test_unit_file_passes_systemd_analyze_verify_after_the_documented_install(tmp_path: Path) -> None:
+    root = systemd_root(tmp_path, UNIT.read_text())
+    result = verify(root)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "ayb-jobs.service" not in result.stderr, result.stderr  # no warnings about our unit
+    # The same check fails for a unit whose program the install does not create.
+    elsewhere = UNIT.read_text().replace(unit_settings()["ExecStart"].split()[0], "/usr/local/bin/ayb-jobs")
+    (root / "etc/systemd/system/ayb-jobs.service").write_text(elsewhere)
+    failed = verify(root)
+    assert failed.returncode != 0 and "/usr/local/bin/ayb-jobs" in failed.stderr

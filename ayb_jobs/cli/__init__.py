@@ -22,31 +22,30 @@ from typing import Any
 from ayb_jobs import __version__
 from ayb_jobs.errors import AybJobsError, ConfigError, InvalidInput, StartupError
 
+_SHARED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "config": (("--config",), {"metavar": "PATH", "help": "TOML config file (default: $AYB_CONFIG)"}),
+    "json": (("--json",), {"action": "store_true", "help": "machine-readable output on stdout"}),
+    "url": (("--url",), {"metavar": "URL", "help": "daemon base URL (default: http://<admin.listen>)"}),
+    "admin_token": (
+        ("--admin-token",),
+        {
+            "metavar": "TOKEN",
+            "help": "admin API token (default: $AYB_ADMIN_TOKEN, admin.token, or the daemon's token file)",
+        },
+    ),
+}
 
-def common_options() -> argparse.ArgumentParser:
-    """The shared options, as a parent parser. Defaults are SUPPRESSed so that a value given before
-    the command words is not overwritten by a sub-parser's default. `build_parser` sets the real
-    defaults (None / False) once on the top parser, so `args.json`, `args.url`... always exist."""
+
+def common_options(*names: str) -> argparse.ArgumentParser:
+    """The shared options (all, or only `names`), as a parent parser. Defaults are SUPPRESSed so that
+    a value given before the command words is not overwritten by a sub-parser's default. `build_parser`
+    sets the real defaults (None / False) once on the top parser, so `args.json`, `args.url`... always
+    exist. A command passes `common_options("config", ...)` to list only the options that apply to it."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("shared options")
-    group.add_argument(
-        "--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML config file (default: $AYB_CONFIG)"
-    )
-    group.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output on stdout"
-    )
-    group.add_argument(
-        "--url",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help="daemon base URL (default: http://<admin.listen>)",
-    )
-    group.add_argument(
-        "--admin-token",
-        metavar="TOKEN",
-        default=argparse.SUPPRESS,
-        help="admin API token (default: $AYB_ADMIN_TOKEN or the daemon's token file)",
-    )
+    for name in names or _SHARED:
+        flags, kwargs = _SHARED[name]
+        group.add_argument(*flags, default=argparse.SUPPRESS, **kwargs)
     return common
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from ayb_jobs import cron
 from ayb_jobs.cli import option
@@ -76,10 +77,12 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     )
     _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
     _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
+    _leaf(sub, "types", parents, cmd_jobs_types, "the job types the daemon has handlers for")
 
 
-def _schedule_fields(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cron", metavar="EXPR", help="5-field cron expression or @daily etc.")
+def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False) -> None:
+    p.add_argument("--cron", metavar="EXPR", required=cron_required,
+                   help="5-field cron expression or @daily etc.")
     p.add_argument("--timezone", metavar="TZ", help="IANA timezone (default UTC)")
     p.add_argument("--payload", metavar="JSON", help="a JSON object")
     p.add_argument("--enabled", metavar="true|false")
@@ -93,7 +96,7 @@ def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argpars
     p = _leaf(sub, "create", parents, cmd_schedules_create, "create a schedule")
     p.add_argument("--name", required=True)
     p.add_argument("--job-type", required=True, metavar="TYPE")
-    _schedule_fields(p)
+    _schedule_fields(p, cron_required=True)
     p = _leaf(sub, "update", parents, cmd_schedules_update, "change the given fields of a schedule")
     p.add_argument("id", metavar="ID")
     _schedule_fields(p)
@@ -106,8 +109,11 @@ def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argpars
         _leaf(sub, name, parents, func, text).add_argument("id", metavar="ID")
     p = _leaf(sub, "preview", parents, cmd_schedules_preview, "next fire times of a cron expression")
     p.add_argument("expr", metavar="EXPR")
-    p.add_argument("--timezone", metavar="TZ")
+    p.add_argument("--timezone", metavar="TZ", help="IANA timezone the expression is read in (default UTC); "
+                                                    "times are shown in UTC and in this zone")
     p.add_argument("--count", metavar="N", help="how many times (1-50, default 5)")
+    p.add_argument("--after", metavar="ISO", help="start after this time, e.g. 2026-01-01T00:00:00Z "
+                                                  "(default now)")
 
 
 # --- argument checks (exit 2, before any request) ------------------------------------------------------
@@ -306,6 +312,17 @@ def cmd_jobs_stats(args: argparse.Namespace) -> int:
     return _emit(args, data, text)
 
 
+def cmd_jobs_types(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", "/job-types")
+
+    def text(d: dict[str, Any]) -> str:
+        rows = [(t["type"], "built-in" if t["builtin"] else "custom", t.get("description") or "")
+                for t in d["items"]]
+        return f"{table(('TYPE', 'KIND', 'DESCRIPTION'), rows)}\n{len(rows)} job types"
+
+    return _emit(args, data, text)
+
+
 def _age(seconds: float) -> str:
     seconds = max(0, math.floor(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -357,8 +374,6 @@ def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_schedules_create(args: argparse.Namespace) -> int:
-    if args.cron is None:
-        raise InvalidInput("schedules create needs --cron EXPR")
     body = {"name": args.name, "jobType": args.job_type, **_schedule_body(args)}
     return _emit(args, _call(args, "POST", "/schedules", body=body), _schedule_line("created"))
 
@@ -400,6 +415,22 @@ def cmd_schedules_preview(args: argparse.Namespace) -> int:
         "expr": parse_cron(args.expr),
         "timezone": parse_timezone(args.timezone),
         "count": parse_int(args.count, "--count", 1, 50),
+        "after": parse_time(args.after, "--after"),
     }
     data = _call(args, "GET", "/cron/preview", params=params)
-    return _emit(args, data, lambda d: "\n".join(d["times"]))
+    zone = args.timezone if args.timezone and args.timezone.upper() != "UTC" else None
+    return _emit(args, data, lambda d: _preview_text(d["times"], zone))
+
+
+def _preview_text(times: list[str], zone: str | None) -> str:
+    """One time per line; with a timezone, a table of UTC beside the local time and its offset,
+    so a DST change shows as a changed offset."""
+    if zone is None:
+        return "\n".join(times)
+    tz = ZoneInfo(zone)
+    rows = []
+    for text in times:
+        local = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(tz)
+        offset = local.strftime("%z")
+        rows.append((text, f"{local:%Y-%m-%d %H:%M:%S}{offset[:3]}:{offset[3:]} {local.tzname()}"))
+    return table(("UTC", f"LOCAL ({zone})"), rows)

@@ -14,30 +14,55 @@ import sys
 from importlib import resources
 from typing import Any
 
-from ayb_jobs.cli import option
+from ayb_jobs.cli import common_options, option
 from ayb_jobs.config import Settings, load_settings, redact_dsn, settings_report
 from ayb_jobs.errors import ConfigError, StartupError
 
 HEALTH_TIMEOUT_S = 3.0
 
 
+RUN_HELP = "run the daemon: job workers, cron scheduler, admin API and dashboard"
+RUN_DESCRIPTION = (
+    "Run the ayb-jobs daemon in the foreground until SIGTERM or Ctrl-C: it opens the database (or "
+    "starts an embedded Postgres when database.url is empty), applies migrations, then runs the job "
+    "workers and the cron scheduler (when jobs.enabled) and serves the admin API, dashboard, /healthz, "
+    "/readyz and /metrics on admin.listen. Exit codes: 0 clean stop, 1 runtime failure, 2 bad config."
+)
+MIGRATE_HELP = "apply pending schema migrations to database.url"
+MIGRATE_DESCRIPTION = (
+    "Apply the pending schema migrations to the database named by database.url and exit; for "
+    "deployments that run with database.auto_migrate = false. Embedded Postgres is migrated by `run`."
+)
+CHECK_HELP = "validate the configuration and print every setting with its source"
+HEALTH_HELP = "exit 0 if the daemon answers /healthz (for Docker HEALTHCHECK)"
+HEALTH_DESCRIPTION = (
+    "Ask the daemon's /healthz (at --url, else http://<admin.listen>) and exit 0 if it answers 200, "
+    "else 1. Needs no admin token."
+)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    run = subparsers.add_parser("run", help="run the daemon (queue workers, scheduler, admin HTTP)")
+    run = subparsers.add_parser("run", help=RUN_HELP, description=RUN_DESCRIPTION,
+                                parents=[common_options("config")])
     run.set_defaults(func=cmd_run)
     _add_set_option(run)
 
-    migrate = subparsers.add_parser("migrate", help="apply pending schema migrations to database.url")
+    migrate = subparsers.add_parser("migrate", help=MIGRATE_HELP, description=MIGRATE_DESCRIPTION,
+                                    parents=[common_options("config", "json")])
     migrate.set_defaults(func=cmd_migrate)
     _add_set_option(migrate)
 
-    config = subparsers.add_parser("config", help="configuration commands")
+    config = subparsers.add_parser("config", help="configuration commands", description=CHECK_HELP,
+                                   parents=[common_options("config", "json")])
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND")
     config_sub.required = True
-    check = config_sub.add_parser("check", help="validate and print the effective settings and sources")
+    check = config_sub.add_parser("check", help=CHECK_HELP, description=CHECK_HELP,
+                                  parents=[common_options("config", "json")])
     check.set_defaults(func=cmd_config_check)
     _add_set_option(check)
 
-    health = subparsers.add_parser("health", help="exit 0 if the daemon answers /healthz (for Docker)")
+    health = subparsers.add_parser("health", help=HEALTH_HELP, description=HEALTH_DESCRIPTION,
+                                   parents=[common_options("config", "url", "json")])
     health.set_defaults(func=cmd_health)
 
 
@@ -141,7 +166,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ayb_jobs.logs import configure_logging
 
     configure_logging(settings.log)  # idempotent: the daemon may configure again
+    try:
+        _check_token_file(settings)
+        _import_handlers(settings)
+    except StartupError as exc:
+        # Logged like the daemon's own start-up failures, so log pipelines see one kind of event.
+        import structlog
+
+        structlog.get_logger("ayb_jobs.daemon").error(
+            "daemon_start_failed", error=exc.message, exit_code=exc.exit_code
+        )
+        return exc.exit_code
     return int(daemon_main(settings))
+
+
+def _check_token_file(settings: Settings) -> None:
+    """A token file the daemon could not read or write is reported now, before anything starts."""
+    admin = settings.admin
+    if admin.enabled and not admin.token:
+        from ayb_jobs.api.auth import check_token_file
+
+        check_token_file(admin.resolved_token_file)
+
+
+def _import_handlers(settings: Settings) -> None:
+    """Put the handler search path in place and import each jobs.handlers module now, so that a
+    module that cannot be found is one line (exit 2) before the database or Postgres is started."""
+    from ayb_jobs.handlers import import_register, use_search_path
+
+    use_search_path(settings.handler_search_path())
+    for spec in settings.jobs.handlers:
+        import_register(spec)
 
 
 # --- health ----------------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """The job-type registry: job type name -> async handler.
 
 Built-in types are registered at start; teams add their own through `jobs.handlers`
-("package.module:register" callables that call `registry.add(...)`).
+("package.module:register" callables that call `registry.add(...)`), imported from the installed
+packages or from the handler search path (`jobs.handlers_path`, the config file's directory and the
+working directory; see `use_search_path`).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -81,22 +85,68 @@ class Registry:
 
     def load(self, spec: str) -> None:
         """Import "package.module:register" and let it add its types (startup errors exit 2)."""
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            raise StartupError(
-                f"jobs.handlers: cannot import '{module_name}' ({spec}): {type(exc).__name__}: {exc}",
-                exit_code=2,
-            ) from exc
-        register = getattr(module, attr, None)
-        if not callable(register):
-            raise StartupError(f"jobs.handlers: '{spec}' is not a callable in {module_name}", exit_code=2)
+        register = import_register(spec)
         try:
             register(self)
         except Exception as exc:  # a broken register() is a configuration problem: say which, exit 2
             raise StartupError(f"jobs.handlers: '{spec}' failed: {type(exc).__name__}: {exc}",
                                exit_code=2) from exc
+
+
+# Directories added by `use_search_path`, named in the error for a module that cannot be found.
+_search_path: list[str] = []
+
+
+def use_search_path(dirs: Iterable[str | Path]) -> None:
+    """Let `jobs.handlers` modules be imported from `dirs` (see Settings.handler_search_path).
+
+    They go at the END of sys.path, so a handler directory can never shadow the standard library or
+    an installed package (the working directory may hold anything, e.g. a stray `json.py`).
+    """
+    for entry in dirs:
+        text = str(entry)
+        if text not in sys.path:
+            sys.path.append(text)
+        if text not in _search_path:
+            _search_path.append(text)
+
+
+def import_register(spec: str) -> Callable[[Registry], None]:
+    """Import the module of "package.module:register" and return its register callable, or raise a
+    StartupError (exit 2) saying what to do. Used at start, before anything else starts, and by load()."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise StartupError(_not_found_message(spec, module_name, exc.name or ""), exit_code=2) from exc
+    except Exception as exc:
+        raise StartupError(
+            f"jobs.handlers: cannot import '{module_name}' ({spec}): {type(exc).__name__}: {exc}",
+            exit_code=2,
+        ) from exc
+    register = getattr(module, attr.split(".")[0], None)
+    for part in attr.split(".")[1:]:
+        register = getattr(register, part, None)
+    if not callable(register):
+        raise StartupError(f"jobs.handlers: '{spec}' is not a callable in {module_name}", exit_code=2)
+    return register
+
+
+def _not_found_message(spec: str, module_name: str, missing: str) -> str:
+    parts = module_name.split(".")
+    if missing not in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}:
+        # The handler module was found; something it imports is not installed.
+        return (
+            f"jobs.handlers: cannot import '{module_name}' ({spec}): No module named '{missing}' (imported "
+            f"by it); install '{missing}' into the environment ayb-jobs runs from ({sys.prefix})"
+        )
+    searched = ", ".join(_search_path) or "(none)"
+    return (
+        f"jobs.handlers: no module named '{missing}' ({spec}); searched the installed packages and "
+        f"{searched}. Put {parts[0]}/ (or {parts[0]}.py) beside the config file, add its parent "
+        "directory to jobs.handlers_path (AYB_JOBS_HANDLERS_PATH), or install it into the same "
+        "environment as ayb-jobs (pip install -e DIR)"
+    )
 
 
 def default_registry(handler_specs: list[str] | tuple[str, ...] = ()) -> Registry:

@@ -217,13 +217,20 @@ class Daemon:
 
     async def start_http(self) -> None:
         from ayb_jobs.api.app import create_app
-        from ayb_jobs.api.auth import ensure_token
+        from ayb_jobs.api.auth import load_or_create_token
 
         admin = self.settings.admin
-        token = ensure_token(admin.token, admin.resolved_token_file)
+        admin_token = load_or_create_token(admin.token, admin.resolved_token_file)
+        token = admin_token.value
         add_secret(token)
-        if not admin.token:
-            log.info("admin_token_generated", token_file=str(admin.resolved_token_file))
+        if admin_token.generated:
+            log.info("admin_token_generated", token_file=str(admin_token.file))
+        elif admin_token.origin == "file":
+            log.info("admin_token_loaded", token_file=str(admin_token.file))
+        if admin_token.fixed_mode is not None:
+            log.warning("admin_token_file_mode_fixed", token_file=str(admin_token.file),
+                        old_mode=f"{admin_token.fixed_mode:04o}", new_mode="0600",
+                        message="the token file was readable by other users; it is now 0600")
         hooks: dict[str, Callable[[], None]] = {}
         if self.poller is not None:
             hooks["on_enqueued"] = self.poller.wake.set

@@ -290,3 +290,131 @@ def test_example_config_loads_with_every_key_from_the_file():
     assert set(s.sources.values()) == {"file"}
     defaults = load_settings(environ={"HOME": "/h"})
     assert s.model_dump() == defaults.model_dump()
+
+
+# --- DSNs (a malformed one used to reach the driver and print a traceback with the password) -------
+
+BAD_DSNS = [
+    ("postgresql://app:PW/x@host:1/db", "percent-encode"),  # '/' in the password
+    ("postgresql://app:p@ss@host/db", "'@'"),
+    ("postgresql://app:PW#1@host/db", "percent-encode"),
+    ("postgresql://host:5432x/db", "not a number"),
+    ("postgresql://host:99999/db", "out of range"),
+    ("postgresql://host:0/db", "out of range"),
+    ("postgresql://::1:5432/db", "brackets"),
+    ("postgresql://[::1/db", "IPv6"),
+    ("postgresql://[zz::1]:5432/db", "IPv6"),
+    ("postgresql://[::1]x/db", "IPv6"),
+    ("postgresql://h1,,h2/db", "empty host"),
+    ("postgresql://:5432/db", "no host"),
+    ("postgresql://h/db?port=abc", "not a number"),
+    ("postgresql://h/db?sslmode=sometimes", "sslmode"),
+    ("postgresql://h/db?a=1&&b", "query"),
+    ("mysql://u:hunter2@h/db", "unknown scheme 'mysql'"),
+    ("host=h user=u password=hunter2", "key=value"),
+    ("postgresql://u:pw@h/d b", "whitespace"),
+]
+
+
+@pytest.mark.parametrize(("dsn", "reason"), BAD_DSNS)
+@pytest.mark.parametrize("key", ["url", "listen_url"])
+def test_malformed_dsn_is_one_line_naming_key_and_source_without_the_password(tmp_path, dsn, reason, key):
+    for load, origin in (
+        (lambda: load_settings(environ={f"AYB_DATABASE_{key.upper()}": dsn}),
+         f"env AYB_DATABASE_{key.upper()}"),
+        (lambda: load_settings(write(tmp_path, f"[database]\n{key} = '{dsn}'\n"), environ={}), "file "),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            load()
+        assert_one_line(exc, f"database.{key}", origin, reason)
+        for secret in ("PW", "hunter2", "p@ss", "pw@"):
+            assert secret not in exc.value.message, exc.value.message
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://app:s3cr%2Ft@db.example.com:5432/app",
+        "postgres://app@db/app",
+        "postgresql://[::1]:5432/app",
+        "postgresql://[fe80::1%25eth0]:5432/app",
+        "postgresql://h1:5432,h2:5433,[::1]/app?target_session_attrs=read-write",
+        "postgresql:///app?host=/var/run/postgresql",
+        "postgresql://app:pw@/app?host=/tmp&port=5433",
+        "postgresql://db/app?sslmode=verify-full&application_name=ayb",
+        "postgresql://db:/app",
+        "postgresql://",
+    ],
+)
+def test_well_formed_dsns_are_accepted(dsn):
+    assert load_settings(environ={"AYB_DATABASE_URL": dsn}).database.url == dsn
+
+
+def test_redaction_hides_a_password_holding_slash_or_at():
+    from ayb_jobs.config import redact_value
+
+    assert redact_value("database.url", "postgresql://app:PW/x@host:1/db") == "postgresql://app:***@host:1/db"
+    assert redact_value("database.url", "postgresql://app:p@ss@host/db") == "postgresql://app:***@host/db"
+    assert redact_value("database.url", "postgresql://app:PW/x") == "postgresql://app:***/x"
+    assert redact_value("database.url", "postgresql://host:5432/db") == "postgresql://host:5432/db"
+
+
+# --- TOML files: encoding and exact types ---------------------------------------------------------
+
+
+def test_non_utf8_file_is_one_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[log]\nlevel = "d\xe9bug"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_settings(str(path), environ={})
+    assert_one_line(exc, str(path), "not valid UTF-8", "0xe9")
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "fragment"),
+    [
+        ('worker_concurrency = "8"', "jobs.worker_concurrency", "must be an integer, not a string"),
+        ('enabled = "true"', "jobs.enabled", "must be a boolean, not a string"),
+        ("enabled = 1", "jobs.enabled", "must be a boolean, not an integer"),
+        ("handlers = \"a:b\"", "jobs.handlers", "must be an array"),
+    ],
+)
+def test_toml_values_must_have_the_exact_type(tmp_path, line, key, fragment):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, f"[jobs]\n{line}\n"), environ={})
+    assert_one_line(exc, key, fragment, "file ")
+
+
+def test_the_same_text_from_the_environment_is_parsed():
+    s = load_settings(environ={"AYB_JOBS_WORKER_CONCURRENCY": "8", "AYB_JOBS_ENABLED": "true"})
+    assert s.jobs.worker_concurrency == 8 and s.jobs.enabled is True
+
+
+def test_quoted_number_error_says_how_to_write_it(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, '[jobs]\nworker_concurrency = "8"\n'), environ={})
+    assert "write 8 without quotes" in exc.value.message
+
+
+# --- where handler modules are imported from ------------------------------------------------------
+
+
+def test_handler_search_path_is_handlers_path_then_config_dir_then_working_dir(tmp_path, monkeypatch):
+    conf_dir, lib, work = tmp_path / "etc", tmp_path / "etc" / "lib", tmp_path / "work"
+    for d in (lib, work):
+        d.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    path = conf_dir / "ayb.toml"
+    path.write_text('[jobs]\nhandlers_path = ["lib"]\n')
+    s = load_settings(str(path), environ={})
+    assert s.jobs.handlers_path == [str(lib)]  # relative to the config file, made absolute
+    assert s.handler_search_path() == [lib, conf_dir, work]
+    env = load_settings(environ={"AYB_JOBS_HANDLERS_PATH": f"{lib}:{work}"})
+    assert env.jobs.handlers_path == [str(lib), str(work)] and env.handler_search_path() == [lib, work]
+    assert load_settings(environ={}).handler_search_path() == [work]
+
+
+def test_handlers_path_entry_that_is_not_a_directory_is_an_error(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ={"AYB_JOBS_HANDLERS_PATH": str(tmp_path / "missing")})
+    assert_one_line(exc, "jobs.handlers_path", "AYB_JOBS_HANDLERS_PATH", "is not a directory")
