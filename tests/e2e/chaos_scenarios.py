@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import signal
@@ -157,7 +158,8 @@ def chaos_env(dsn: str, **overrides: str) -> dict[str, str]:
     return base_env(dsn, **env)
 
 
-async def start_daemon(env: dict[str, str], name: str, started: list[DaemonProcess]) -> tuple[DaemonProcess, str]:
+async def start_daemon(env: dict[str, str], name: str,
+                       started: list[DaemonProcess]) -> tuple[DaemonProcess, str]:
     """Start a daemon (kept in `started` for the caller's cleanup); returns it and its worker id."""
     d = DaemonProcess(env, name=name)
     started.append(d)
@@ -296,7 +298,7 @@ def _judge_job(job: asyncpg.Record, runs: list[asyncpg.Record], cuts: list[Cut],
     if job["state"] == "completed" and (not runs or runs[-1]["ended_at"] is None):
         problems.append(f"job {job['id']} completed without a finished run: {[dict(r) for r in runs]}")
     figures.duplicates += max(0, len(runs) - 1)
-    for run, rerun in zip(runs, runs[1:], strict=False):
+    for run, rerun in itertools.pairwise(runs):
         how = {_explains(c, run, rerun) for c in cuts} - {None}
         if "mid_handler" in how:
             figures.cut_mid_handler += 1
@@ -392,9 +394,10 @@ async def inject(cluster: PgCluster, mode: FaultMode, rng: random.Random, figure
     return Cut(start, now_utc(), None, mode)
 
 
-async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, mode: FaultMode, rounds: int,
-                          concurrency: int = 16, daemons: int = 1, seed: int | None = None,
-                          drain_timeout: float = 60.0, log: Callable[[str], None] = lambda _m: None) -> Figures:
+async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, mode: FaultMode,
+                          rounds: int, concurrency: int = 16, daemons: int = 1, seed: int | None = None,
+                          drain_timeout: float = 60.0,
+                          log: Callable[[str], None] = lambda _m: None) -> Figures:
     """Jobs with max_attempts = 1 whose handlers query the database throughout; `rounds` faults of
     `mode`, each while runs are in flight and after the flow resumed from the last one."""
     seed = random.randrange(1 << 30) if seed is None else seed

@@ -26,7 +26,8 @@ async def cluster() -> AsyncIterator[PgCluster]:
         yield c
 
 
-async def test_kill_9_storm_loses_no_job_and_reruns_only_cut_runs(cluster: PgCluster, daemons: list[Any]) -> None:
+async def test_kill_9_storm_loses_no_job_and_reruns_only_cut_runs(cluster: PgCluster,
+                                                                 daemons: list[Any]) -> None:
     figures = await crash_consistency(cluster.dsn(), daemons, jobs=JOBS, kills=KILLS)
     print(figures.line())
     assert figures.problems == [], figures.line() + "\n" + "\n".join(figures.problems[:20])
