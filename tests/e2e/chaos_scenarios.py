@@ -168,22 +168,22 @@ async def start_daemon(env: dict[str, str], name: str,
     return d, str(record["worker_id"])
 
 
-async def open_runs(dsn: str, worker_id: str | None = None) -> int:
-    """Runs started and not (yet) ended, of one worker or of all."""
-    if worker_id is None:
-        return int(await value(dsn, "SELECT count(*) FROM chaos_runs WHERE ended_at IS NULL "
-                                    "AND started_at > clock_timestamp() - interval '5 seconds'"))
+async def open_runs(dsn: str, worker_id: str) -> int:
+    """Runs of one daemon started and not (yet) ended."""
     return int(await value(dsn, "SELECT count(*) FROM chaos_runs WHERE ended_at IS NULL AND worker_id = $1",
                            worker_id))
 
 
-async def runs_since(dsn: str, since: datetime) -> int:
-    return int(await value(dsn, "SELECT count(*) FROM chaos_runs WHERE started_at > $1", since))
+async def open_runs_since(dsn: str, since: datetime) -> int:
+    """Runs started after `since` and not (yet) ended: in flight now, if no fault came since."""
+    return int(await value(dsn, "SELECT count(*) FROM chaos_runs WHERE ended_at IS NULL AND started_at > $1",
+                           since))
 
 
-async def backlog(dsn: str) -> int:
-    return int(await value(dsn, "SELECT count(*) FROM _ayb_jobs WHERE state = 'queued' AND type = $1",
-                           JOB_TYPE))
+async def due_backlog(dsn: str) -> int:
+    """Jobs queued and due (a released job waiting out its backoff does not keep workers busy)."""
+    return int(await value(dsn, "SELECT count(*) FROM _ayb_jobs WHERE state = 'queued' AND type = $1 "
+                                "AND run_at <= now()", JOB_TYPE))
 
 
 class LeaseWatch:
@@ -366,6 +366,9 @@ async def all_settled(dsn: str) -> bool:
 # --- scenario 2: database faults --------------------------------------------------------------------
 
 FaultMode = Literal["terminate", "fast", "immediate"]
+# A run sleeps between its queries far longer than it spends in them, so when the server goes down
+# most runs in flight are between queries, and their next query comes while it is still down.
+STEPS, STEP_MS = 4, 100
 
 
 async def terminate_backends(dsn: str, rng: random.Random) -> int:
@@ -412,9 +415,9 @@ async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, m
     in_flight = max(2, concurrency * daemons // 2)
 
     async def flowing_again(since: datetime) -> bool:
-        if await backlog(dsn) < wave // 2:
-            await enqueue(dsn, wave, max_attempts=1, steps=5, step_ms=40)
-        return await runs_since(dsn, since) >= in_flight and await open_runs(dsn) >= in_flight
+        if await due_backlog(dsn) < wave // 2:
+            await enqueue(dsn, wave, max_attempts=1, steps=STEPS, step_ms=STEP_MS)
+        return await open_runs_since(dsn, since) >= in_flight
 
     since = now_utc() - timedelta(hours=1)
     with LeaseWatch(dsn) as watch:

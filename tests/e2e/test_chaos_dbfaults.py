@@ -39,6 +39,6 @@ async def test_terminated_backends_fail_no_job(cluster: PgCluster, daemons: list
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 async def test_server_restart_fails_no_job(cluster: PgCluster, daemons: list[Any], mode: str) -> None:
-    figures = await database_faults(cluster, daemons, mode=mode, rounds=2)
+    figures = await database_faults(cluster, daemons, mode=mode, rounds=3)
     assert_no_job_failed(figures)
-    assert figures.restarts == 2
+    assert figures.restarts == 3
