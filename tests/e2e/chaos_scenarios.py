@@ -366,9 +366,11 @@ async def all_settled(dsn: str) -> bool:
 # --- scenario 2: database faults --------------------------------------------------------------------
 
 FaultMode = Literal["terminate", "fast", "immediate"]
-# A run sleeps between its queries far longer than it spends in them, so when the server goes down
-# most runs in flight are between queries, and their next query comes while it is still down.
-STEPS, STEP_MS = 4, 100
+# (steps, step_ms) of the handler per fault. Terminations: short sleeps, so a run spends much of its
+# time inside queries and a terminated backend cuts queries off. Restarts: a run sleeps between its
+# queries far longer than it spends in them, so when the server goes down most runs in flight are
+# between queries, and their next query comes while it is still down.
+HANDLER_STEPS: dict[str, tuple[int, float]] = {"terminate": (10, 5), "fast": (4, 100), "immediate": (4, 100)}
 
 
 async def terminate_backends(dsn: str, rng: random.Random) -> int:
@@ -412,11 +414,12 @@ async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, m
     procs = [(await start_daemon(env, f"db{i}", started))[0] for i in range(daemons)]
     cuts: list[Cut] = []
     wave = concurrency * daemons * 8
+    steps, step_ms = HANDLER_STEPS[mode]
     in_flight = max(2, concurrency * daemons // 2)
 
     async def flowing_again(since: datetime) -> bool:
         if await due_backlog(dsn) < wave // 2:
-            await enqueue(dsn, wave, max_attempts=1, steps=STEPS, step_ms=STEP_MS)
+            await enqueue(dsn, wave, max_attempts=1, steps=steps, step_ms=step_ms)
         return await open_runs_since(dsn, since) >= in_flight
 
     since = now_utc() - timedelta(hours=1)
