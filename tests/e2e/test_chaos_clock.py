@@ -26,7 +26,6 @@ import pytest
 from chaos_scenarios import HANDLERS
 from e2e_harness import insert_job, poll_until
 
-pytestmark = pytest.mark.slow
 LEASE_S = 30
 SKEWS = {"+3h": timedelta(hours=3), "-3h": timedelta(hours=-3)}
 

@@ -16,8 +16,6 @@ import pytest
 from chaos_scenarios import database_faults, private_cluster
 from pgcluster import PgCluster
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[PgCluster]:

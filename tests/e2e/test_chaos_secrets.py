@@ -26,7 +26,6 @@ from chaos_scenarios import HANDLERS, execute, until
 from e2e_harness import SUPPORT_TABLES
 from pgcluster import PgCluster, free_port
 
-pytestmark = pytest.mark.slow
 # A "/" and an "@" in the password: the DSN must percent-encode them, and redaction must still hold.
 PASSWORD = f"Ch40s/pw@{secrets.token_hex(6)}"
 TOKEN = f"tok-{secrets.token_hex(16)}"
