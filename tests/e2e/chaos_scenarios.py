@@ -316,38 +316,46 @@ async def crash_consistency(dsn: str, started: list[DaemonProcess], *, jobs: int
                             daemons: int = 3, concurrency: int = 8, max_attempts: int = 10,
                             seed: int | None = None, drain_timeout: float = 75.0,
                             log: Callable[[str], None] = lambda _m: None) -> Figures:
-    """`daemons` daemons on one database; `kills` times a random one is killed with SIGKILL while
-    it has runs in flight, then restarted. Jobs are enqueued in waves so every kill lands with work
-    flowing. Returns the figures once every job is settled (or the drain timed out)."""
+    """`daemons` daemons on one database; `kills` times a random live one is killed with SIGKILL
+    while it has runs in flight, and restarted in the background. The next kill comes once the
+    survivors have finished a share of the jobs, so kills land every few seconds with work flowing
+    (jobs are enqueued in waves). Returns the figures once every job is settled (or the drain timed
+    out)."""
     seed = random.randrange(1 << 30) if seed is None else seed
     rng = random.Random(seed)
     figures = Figures(f"crash seed={seed}")
     began = time.monotonic()
     env = chaos_env(dsn, AYB_JOBS_WORKER_CONCURRENCY=str(concurrency))
-    slots = [await start_daemon(env, f"d{i}", started) for i in range(daemons)]
+    slots: list[asyncio.Task[tuple[DaemonProcess, str]]] = [
+        asyncio.ensure_future(start_daemon(env, f"d{i}", started)) for i in range(daemons)]
     cuts: list[Cut] = []
     wave = max(1, jobs // (kills + 1))
+    progress = max(1, wave // 2)  # runs to finish between two kills
     enqueued = 0
+    since = now_utc() - timedelta(hours=1)
     with LeaseWatch(dsn) as watch:
         for k in range(kills):
             enqueued += await enqueue(dsn, min(wave, jobs - enqueued), max_attempts=max_attempts,
                                       steps=2, step_ms=10)
-            victim = rng.randrange(daemons)
-            proc, worker_id = slots[victim]
+            await until(lambda s=since: ended_since(dsn, s, progress), 60, f"progress before kill {k + 1}")
+            victim = await pick_live(slots, rng)
+            proc, worker_id = slots[victim].result()
             await until(lambda w=worker_id: open_runs(dsn, w), 30, f"daemon {proc.name} running a job")
             before = now_utc()
             proc.kill()
-            cuts.append(Cut(before, now_utc(), worker_id, f"kill -9 {proc.name}"))
+            since = now_utc()
+            cuts.append(Cut(before, since, worker_id, f"kill -9 {proc.name}"))
             figures.kills += 1
             log(f"kill {k + 1}/{kills}: {proc.name} ({worker_id})")
-            slots[victim] = await start_daemon(env, f"d{victim}.{k + 1}", started)
+            slots[victim] = asyncio.ensure_future(start_daemon(env, f"d{victim}.{k + 1}", started))
         await enqueue(dsn, jobs - enqueued, max_attempts=max_attempts, steps=2, step_ms=10)
+        procs = [proc for proc, _ in await asyncio.gather(*slots)]
         with contextlib.suppress(AssertionError):  # judged below: the figures say what was left
             await until(lambda: all_settled(dsn), drain_timeout, "every job settled", every=0.25)
         figures.max_lease_overdue_s = watch.max_overdue_s
-    for proc, _ in slots:
+    for proc in procs:
         proc.signal(signal.SIGTERM)
-    for proc, _ in slots:
+    for proc in procs:
         code = await proc.exit(timeout=45)
         if code != 0:
             figures.problems.append(f"{proc.name} exited {code} after SIGTERM:\n{proc.tail(10)}")
@@ -356,6 +364,17 @@ async def crash_consistency(dsn: str, started: list[DaemonProcess], *, jobs: int
         figures.problems.append(f"a job stayed running {figures.max_lease_overdue_s:.1f}s past its lease")
     figures.seconds = time.monotonic() - began
     return figures
+
+
+async def pick_live(slots: list[asyncio.Task[tuple[DaemonProcess, str]]], rng: random.Random) -> int:
+    """A random slot whose daemon has started (waiting for one if all are restarting)."""
+    if not any(t.done() for t in slots):
+        await asyncio.wait(slots, return_when=asyncio.FIRST_COMPLETED)
+    return rng.choice([i for i, t in enumerate(slots) if t.done()])
+
+
+async def ended_since(dsn: str, since: datetime, count: int) -> bool:
+    return bool(await value(dsn, "SELECT count(*) >= $2 FROM chaos_runs WHERE ended_at > $1", since, count))
 
 
 async def all_settled(dsn: str) -> bool:
