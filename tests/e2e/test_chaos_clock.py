@@ -84,9 +84,9 @@ async def test_time_decisions_follow_the_database_clock(db: asyncpg.Pool, start_
 
     # Recovery at start judged the leases by the database clock.
     recovered = await poll_until(lambda: db.fetchrow(
-        "SELECT * FROM _ayb_jobs WHERE id = $1 AND state <> 'running'", expired), 15,
-        what="expired lease recovered")
-    assert recovered["last_error"].startswith("lease expired"), dict(recovered)
+        "SELECT errors->0->>'error' AS error FROM _ayb_jobs WHERE id = $1 "
+        "AND (state <> 'running' OR worker_id <> 'ghost')", expired), 15, what="expired lease recovered")
+    assert (recovered["error"] or "").startswith("lease expired"), dict(recovered)
     still = await db.fetchrow("SELECT state, worker_id FROM _ayb_jobs WHERE id = $1", live)
     assert (still["state"], still["worker_id"]) == ("running", "ghost"), "a lease still good was taken"
 
@@ -113,10 +113,13 @@ async def test_time_decisions_follow_the_database_clock(db: asyncpg.Pool, start_
     fired = await db.fetchrow("SELECT last_run_at, next_run_at FROM _ayb_job_schedules WHERE id = $1", due)
     next_minute = fired["last_run_at"].replace(second=0, microsecond=0) + timedelta(minutes=1)
     assert fired["next_run_at"] == next_minute, dict(fired)
-    # A later scheduler pass (proved by a second schedule firing) must not fire the slot again.
+    # A later scheduler pass (proved by a second schedule firing) must not fire the slot again. (If
+    # the test crosses a minute boundary meanwhile, the next minute's slot fires, rightly.)
     sentinel = await insert_schedule(db, "sentinel", "now() + interval '1 second'")
     await poll_until(lambda: jobs_of(db, sentinel), 15, what="sentinel slot fired")
-    assert await jobs_of(db, due) == 1, "one database minute fired more than once"
+    per_minute = await db.fetch("SELECT date_trunc('minute', created_at) AS minute, count(*) FROM _ayb_jobs "
+                                "WHERE schedule_id = $1 GROUP BY 1 ORDER BY 1", due)
+    assert [r["count"] for r in per_minute] in ([1], [1, 1]), f"not one job per database minute: {per_minute}"
 
     # The retry ran only once it was due by the database clock.
     second_claim = await poll_until(lambda: db.fetchval(
