@@ -42,10 +42,9 @@ async def one_round(kind: str, args: argparse.Namespace, seed: int) -> Figures:
         async with private_cluster() as cluster:
             if kind == "crash":
                 return await crash_consistency(cluster.dsn(), started, jobs=args.jobs, kills=args.kills,
-                                               daemons=args.daemons, seed=seed, drain_timeout=120)
+                                               daemons=args.daemons, seed=seed)
             rounds = args.terminations if kind == "terminate" else args.restarts
-            return await database_faults(cluster, started, mode=kind, rounds=rounds, seed=seed,
-                                         drain_timeout=120)
+            return await database_faults(cluster, started, mode=kind, rounds=rounds, seed=seed)
     finally:
         for d in started:
             d.kill()

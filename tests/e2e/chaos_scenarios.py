@@ -42,6 +42,9 @@ RECOVERY_S = 5  # the shortest recovery interval
 OUTCOME_WINDOW_S = 2.0
 # A job recovered after its lease waits a recovery interval (jittered) at most; allow restarts.
 MAX_LEASE_OVERDUE_S = 2 * RECOVERY_S + 5
+# The longest a healthy run may go without any job settling: a killed daemon's last jobs wait out
+# their lease, a recovery interval and a retry backoff (5-6 s).
+STALL_S = LEASE_S + 2 * RECOVERY_S + 20
 
 RUNS_TABLE = """
 CREATE TABLE IF NOT EXISTS chaos_runs (
@@ -314,7 +317,7 @@ def _judge_job(job: asyncpg.Record, runs: list[asyncpg.Record], cuts: list[Cut],
 
 async def crash_consistency(dsn: str, started: list[DaemonProcess], *, jobs: int, kills: int,
                             daemons: int = 3, concurrency: int = 8, max_attempts: int = 10,
-                            seed: int | None = None, drain_timeout: float = 75.0,
+                            seed: int | None = None,
                             log: Callable[[str], None] = lambda _m: None) -> Figures:
     """`daemons` daemons on one database; `kills` times a random live one is killed with SIGKILL
     while it has runs in flight, and restarted in the background. The next kill comes once the
@@ -350,8 +353,7 @@ async def crash_consistency(dsn: str, started: list[DaemonProcess], *, jobs: int
             slots[victim] = asyncio.ensure_future(start_daemon(env, f"d{victim}.{k + 1}", started))
         await enqueue(dsn, jobs - enqueued, max_attempts=max_attempts, steps=2, step_ms=10)
         procs = [proc for proc, _ in await asyncio.gather(*slots)]
-        with contextlib.suppress(AssertionError):  # judged below: the figures say what was left
-            await until(lambda: all_settled(dsn), drain_timeout, "every job settled", every=0.25)
+        await settle(dsn)  # judged below: the figures say what was left
         figures.max_lease_overdue_s = watch.max_overdue_s
     for proc in procs:
         proc.signal(signal.SIGTERM)
@@ -377,9 +379,25 @@ async def ended_since(dsn: str, since: datetime, count: int) -> bool:
     return bool(await value(dsn, "SELECT count(*) >= $2 FROM chaos_runs WHERE ended_at > $1", since, count))
 
 
-async def all_settled(dsn: str) -> bool:
-    return not await value(dsn, "SELECT EXISTS (SELECT 1 FROM _ayb_jobs WHERE type = $1 "
-                                "AND state IN ('queued', 'running'))", JOB_TYPE)
+async def unsettled(dsn: str) -> int:
+    return int(await value(dsn, "SELECT count(*) FROM _ayb_jobs WHERE type = $1 "
+                                "AND state IN ('queued', 'running')", JOB_TYPE))
+
+
+async def settle(dsn: str, stall_s: float = STALL_S) -> None:
+    """Wait until no job is queued or running, or until none has settled for `stall_s` (a slow
+    machine only makes the wait longer; a stuck job ends it)."""
+    deadline, last = time.monotonic() + stall_s, None
+    while time.monotonic() < deadline:
+        try:
+            left = await unsettled(dsn)
+        except DB_DOWN:
+            left = last
+        if left == 0:
+            return
+        if last is None or (left is not None and left < last):
+            deadline, last = time.monotonic() + stall_s, left
+        await asyncio.sleep(0.25)
 
 
 # --- scenario 2: database faults --------------------------------------------------------------------
@@ -420,7 +438,6 @@ async def inject(cluster: PgCluster, mode: FaultMode, rng: random.Random, figure
 
 async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, mode: FaultMode,
                           rounds: int, concurrency: int = 16, daemons: int = 1, seed: int | None = None,
-                          drain_timeout: float = 60.0,
                           log: Callable[[str], None] = lambda _m: None) -> Figures:
     """Jobs with max_attempts = 1 whose handlers query the database throughout; `rounds` faults of
     `mode`, each while runs are in flight and after the flow resumed from the last one."""
@@ -449,8 +466,7 @@ async def database_faults(cluster: PgCluster, started: list[DaemonProcess], *, m
             cuts.append(cut)
             since = cut.end
             log(f"fault {k + 1}/{rounds}: {mode}")
-        with contextlib.suppress(AssertionError):  # judged below: the figures say what was left
-            await until(lambda: all_settled(dsn), drain_timeout, "every job settled", every=0.25)
+        await settle(dsn)  # judged below: the figures say what was left
         figures.max_lease_overdue_s = watch.max_overdue_s
     for proc in procs:
         if proc.proc is not None and proc.proc.poll() is not None:
