@@ -133,6 +133,7 @@ class System:
 
     name: str
     settings_note: str
+    since: Any = None  # database time a run's own jobs start after (finished filler rows are older)
 
     def __init__(self, settings: Settings, logs: Path) -> None:
         self.settings = settings
@@ -224,7 +225,8 @@ class AybJobs(System):
                       config.with_suffix(".log"))
 
     async def done_count(self, conn: asyncpg.Connection) -> int:
-        return await conn.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'completed'")
+        return await conn.fetchval(
+            "SELECT count(*) FROM _ayb_jobs WHERE state = 'completed' AND completed_at >= $1", self.since)
 
     async def processing(self, conn: asyncpg.Connection, first: int) -> dict[str, Any]:
         # A job done twice would show attempts > 1 (every claim counts an attempt).
@@ -236,8 +238,6 @@ class AybJobs(System):
                    extract(epoch FROM max(completed_at) - (SELECT min(last_run_at) FROM _ayb_jobs
                                                            WHERE last_run_at >= $2)) AS span_s
             FROM done""", first, self.since))
-
-    since: Any = None
 
     async def paced_enqueue(self, dsn: str, n: int, rate: float) -> None:
         from ayb_jobs import Client
@@ -323,10 +323,8 @@ class PgQueuer(System):
         return Worker(argv, env, self.logs / f"pgq-{uuid.uuid4().hex[:6]}.log")
 
     async def done_count(self, conn: asyncpg.Connection) -> int:
-        return await conn.fetchval(
-            "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful' AND job_id > 0")
-
-    since: Any = None
+        return await conn.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful' "
+                                   "AND job_id > 0 AND created >= $1", self.since)
 
     async def processing(self, conn: asyncpg.Connection, first: int) -> dict[str, Any]:
         return dict(await conn.fetchrow("""
