@@ -134,6 +134,7 @@ class System:
     name: str
     settings_note: str
     since: Any = None  # database time a run's own jobs start after (finished filler rows are older)
+    template: str | None = None  # the database every run of this system is copied from
 
     def __init__(self, settings: Settings, logs: Path) -> None:
         self.settings = settings
@@ -378,9 +379,19 @@ class Result:
     note: str = ""
 
 
-async def scratch_db(admin: asyncpg.Connection) -> str:
+async def scratch_db(admin: asyncpg.Connection, template: str | None = None) -> str:
+    """A new database; from `template` (a system's installed, still empty schema), a copy rather
+    than an install per run. Postgres 15's default copy strategy (WAL_LOG) is used on purpose:
+    FILE_COPY starts with a checkpoint, which takes seconds on a busy server."""
     name = f"ayb_cmp_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    clause = f' TEMPLATE "{template}"' if template else ""
+    await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+    return name
+
+
+async def make_template(system: System, admin: asyncpg.Connection) -> str:
+    name = await scratch_db(admin)
+    await system.install(url_for(name))
     return name
 
 
@@ -507,10 +518,9 @@ RUNS: dict[str, list[Callable[[System, str, asyncpg.Connection], Awaitable[Resul
 
 async def one_run(system: System, run: Callable[..., Awaitable[Result]],
                   admin: asyncpg.Connection) -> Result:
-    name = await scratch_db(admin)
+    name = await scratch_db(admin, system.template)
     try:
         dsn = url_for(name)
-        await system.install(dsn)
         conn = await asyncpg.connect(dsn)
         try:
             budget = system.settings.timeout + 120  # generous outer bound; inner waits have their own
@@ -637,12 +647,17 @@ async def bench(args: argparse.Namespace) -> tuple[str, dict[str, dict[str, list
     errors: dict[str, dict[str, list[str]]] = {}
     admin = await asyncpg.connect(ADMIN_URL)
     try:
+        for system in systems:
+            system.template = await make_template(system, admin)
         for workload in args.only.split(","):
             for run in RUNS[workload]:
                 for i in range(runs):
                     for system in systems:  # A B A B: the systems alternate within each workload
                         await one_run_recorded(system, run, admin, table, errors, i)
     finally:
+        for system in systems:
+            if system.template:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{system.template}" WITH (FORCE)')
         await admin.close()
         if any(errors.values()):
             sys.stderr.write(f"worker logs kept in {logs}\n")
