@@ -5,8 +5,10 @@ poll, so an enqueue after a quiet moment carries its own NOTIFY. Coalescing star
 notifications would outnumber the claims they can cause: while one went out less than a window
 (~2 ms, about one claim's round trip) ago, a poller it woke is still claiming, and further
 NOTIFYs would only wake it again for the same rows. Those enqueues send none; instead one
-trailing NOTIFY follows at the window's end, sent after every suppressed enqueue has committed
-(each calls `trail()` once its insert returns), so no job is left waiting for a poll.
+NOTIFY follows at the window's end, after every suppressed enqueue has committed (each calls
+`trail()` once its insert returns), so no job is left waiting for a poll: the next enqueue's own
+NOTIFY if one comes by then, else a trailing `pg_notify` of its own. (If that next enqueue fails,
+its NOTIFY is lost with it: those jobs wait for a poll, only latency is lost.)
 
     notify_now = throttle.take()
     await insert_jobs(..., notify=notify_now)   # the NOTIFY rides in the insert's own transaction
@@ -39,6 +41,9 @@ class NotifyThrottle:
         now = self._clock()
         if now - self._last >= self._window_s:
             self._last = now
+            # Every suppressed enqueue that called trail() has committed, so the NOTIFY this one
+            # carries (delivered at its own, later commit) covers them: no separate statement.
+            self._owed = False
             return True
         return False
 
@@ -52,7 +57,10 @@ class NotifyThrottle:
         # A trail() that arrives while a NOTIFY is being sent may belong to a row committed after
         # that NOTIFY's own commit, so it is owed another one: loop until nothing is owed.
         while self._owed:
-            await asyncio.sleep(max(0.0, self._last + self._window_s - self._clock()))
+            delay = self._last + self._window_s - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # meanwhile an enqueue may have carried the NOTIFY, or moved the window
             self._owed = False
             self._last = self._clock()
             try:

@@ -97,3 +97,19 @@ async def test_an_enqueue_committed_while_the_trailing_notify_is_sent_gets_anoth
     await throttle.close()
     assert paused.sent == 2
     assert await listener.received() == 2
+
+
+async def test_the_next_enqueues_own_notify_settles_a_pending_trailing_one(db_url: str, pool: asyncpg.Pool,
+                                                                           connect) -> None:
+    # At a steady rate just above one per window, every other enqueue is suppressed; the one
+    # after it carries a NOTIFY anyway, so a separate trailing statement would be a wasted round trip.
+    listener = await Notifications(await connect()).start()
+    clock = [7.0]
+    throttle = NotifyThrottle(clock=lambda: clock[0])
+    await enqueue(pool, throttle, 0)           # carries one
+    clock[0] += 0.0001
+    await enqueue(pool, throttle, 1)           # suppressed: owed one
+    clock[0] += 0.003
+    await enqueue(pool, throttle, 2)           # past the window: carries one, which covers job 1
+    await throttle.close()
+    assert await listener.received() == 2
