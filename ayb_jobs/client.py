@@ -95,8 +95,14 @@ class Client:
                                               notify=True)
         pool = await self._get_pool()
         notify_now = self._throttle.take()
-        inserted = await queries.enqueue_jobs(pool, batch, default_max_attempts=self._default_max_attempts,
-                                              notify=notify_now)
+        try:
+            inserted = await queries.enqueue_jobs(
+                pool, batch, default_max_attempts=self._default_max_attempts, notify=notify_now)
+        except BaseException:
+            if notify_now:
+                # Its NOTIFY was rolled back with it, and it stood in for earlier suppressed ones.
+                self._throttle.trail(pool)
+            raise
         if not notify_now:
             self._throttle.trail(pool)
         return inserted

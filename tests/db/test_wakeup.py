@@ -6,10 +6,14 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
 
+from ayb_jobs import Client, DuplicateJob
 from ayb_jobs.db import queries
 from ayb_jobs.models import NewJob
 from ayb_jobs.wakeup import NotifyThrottle
+
+TYPE_FOR_CLIENT = "test.job"
 
 
 class Notifications:
@@ -112,4 +116,21 @@ async def test_the_next_enqueues_own_notify_settles_a_pending_trailing_one(db_ur
     clock[0] += 0.003
     await enqueue(pool, throttle, 2)           # past the window: carries one, which covers job 1
     await throttle.close()
+    assert await listener.received() == 2
+
+
+async def test_a_failed_enqueue_does_not_swallow_the_notify_it_stood_in_for(db_url: str, pool: asyncpg.Pool,
+                                                                            connect) -> None:
+    listener = await Notifications(await connect()).start()
+    client = Client(pool=pool)
+    clock = [3.0]
+    client._throttle = NotifyThrottle(clock=lambda: clock[0])
+    await client.enqueue(TYPE_FOR_CLIENT, idempotency_key="once")   # carries one
+    clock[0] += 0.0001
+    await client.enqueue(TYPE_FOR_CLIENT)                           # suppressed: owed one
+    clock[0] += 0.003
+    with pytest.raises(DuplicateJob):
+        await client.enqueue(TYPE_FOR_CLIENT, idempotency_key="once")  # would have carried it
+    clock[0] += 0.003  # the trailing NOTIFY is due
+    await client.close()
     assert await listener.received() == 2
