@@ -1,4 +1,4 @@
-"""The Python API for applications that enqueue jobs (SPEC §14).
+"""The Python API for applications that enqueue jobs.
 
     client = Client(dsn="postgresql://...")          # or Client(pool=app_pool)
     async with pool.acquire() as conn, conn.transaction():

@@ -1,4 +1,4 @@
-"""Enqueue (SPEC §3): defaults, batches, idempotency keys as DuplicateJob, the wake-up NOTIFY."""
+"""Enqueue: defaults, batches, idempotency keys as DuplicateJob, the wake-up NOTIFY."""
 
 from __future__ import annotations
 
