@@ -133,8 +133,9 @@ def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
     """The Jobs as stored, from what was sent plus the new ids and the statement's now().
     Positional arguments (Job's field order: id, type, payload, state, run_at, attempts,
     max_attempts, created_at, updated_at, lease_until, worker_id, last_error, last_run_at,
-    idempotency_key, schedule_id) build a Job in about half the time keywords take, which is most
-    of a batch's own Python cost; tests compare every field with the stored row."""
+    idempotency_key, schedule_id) build a Job in about a third less time than keywords, and
+    building the Jobs is the largest Python cost of a batch; tests compare every field with the
+    stored row."""
     queued = JobState.QUEUED
     return [
         Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
