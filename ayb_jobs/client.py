@@ -1,4 +1,4 @@
-"""The Python API for applications that enqueue jobs (SPEC §14).
+"""The Python API for applications that enqueue jobs.
 
     client = Client(dsn="postgresql://...")          # or Client(pool=app_pool)
     async with pool.acquire() as conn, conn.transaction():
@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 
 from ayb_jobs.db import queries
-from ayb_jobs.db.pool import reset_or_discard
 from ayb_jobs.errors import DuplicateJob, InvalidInput
 from ayb_jobs.handlers import TYPE_NAME
 from ayb_jobs.models import Job, NewJob
@@ -40,6 +39,14 @@ def _check(job: NewJob) -> None:
         raise InvalidInput("run_at must be timezone-aware", field="run_at")
 
 
+async def _discard_if_in_transaction(conn: asyncpg.Connection) -> None:
+    """Reset on release for the client's own pool. Its statements leave no session state behind
+    (no LISTEN, SET, cursor or advisory lock), so the usual reset query would only add a round trip
+    to every enqueue; a connection left inside a transaction (a cancelled enqueue) is discarded."""
+    if conn.is_in_transaction():
+        conn.terminate()
+
+
 class Client:
     def __init__(self, *, dsn: str | None = None, pool: asyncpg.Pool | None = None,
                  default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
@@ -53,7 +60,8 @@ class Client:
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4, reset=reset_or_discard)
+            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=4,
+                                                   reset=_discard_if_in_transaction)
         return self._pool
 
     async def close(self) -> None:
@@ -87,8 +95,14 @@ class Client:
                                               notify=True)
         pool = await self._get_pool()
         notify_now = self._throttle.take()
-        inserted = await queries.enqueue_jobs(pool, batch, default_max_attempts=self._default_max_attempts,
-                                              notify=notify_now)
+        try:
+            inserted = await queries.enqueue_jobs(
+                pool, batch, default_max_attempts=self._default_max_attempts, notify=notify_now)
+        except BaseException:
+            if notify_now:
+                # Its NOTIFY was rolled back with it, and it stood in for earlier suppressed ones.
+                self._throttle.trail(pool)
+            raise
         if not notify_now:
             self._throttle.trail(pool)
         return inserted

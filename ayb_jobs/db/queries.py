@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -79,31 +80,43 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
                        notify: bool = True) -> list[Job]:
     """Insert jobs in one statement. Raises DuplicateJob (naming the existing id) when a key exists.
 
-    With a pool (not a caller's transaction), a batch with a duplicate inserts nothing.
+    With a pool (not a caller's transaction), a batch with a duplicate inserts nothing: a batch
+    with idempotency keys runs in its own transaction, so the exception rolls it back; one
+    without keys cannot conflict and is a single statement (its own transaction, one round trip).
     """
     if not jobs:
         return []
-    args = (
-        [j.type for j in jobs],
-        [_json(j.payload or {}) for j in jobs],
-        [j.run_at for j in jobs],
-        [j.max_attempts or default_max_attempts for j in jobs],
-        [j.idempotency_key for j in jobs],
-        [j.schedule_id for j in jobs],
-        notify,
-    )
+    args = (*_enqueue_columns(jobs), default_max_attempts, notify)
     async with translating():
         if isinstance(db, asyncpg.Pool):
+            if args[4] is None:  # no idempotency keys
+                return await _insert_checked(db, jobs, args, default_max_attempts)
             async with db.acquire() as conn, conn.transaction():
-                return await _insert_checked(conn, jobs, args)
-        return await _insert_checked(db, jobs, args)
+                return await _insert_checked(conn, jobs, args, default_max_attempts)
+        return await _insert_checked(db, jobs, args, default_max_attempts)
 
 
-async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...]) -> list[Job]:
-    rows = await db.fetch(SQL["enqueue_jobs"], *args)
-    if len(rows) == len(jobs):
-        return [Job.from_record(r) for r in rows]
-    inserted = {r["idempotency_key"] for r in rows}
+def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
+    """The statement's parallel arrays; a column no job sets is sent as NULL (nothing to encode)."""
+    payloads = [_json(p) if p else None for p in map(_PAYLOAD, jobs)]
+    columns = [list(map(get, jobs)) for get in _OPTIONAL_COLUMNS]
+    return (list(map(_TYPE, jobs)), *(_unless_all_null(c) for c in (payloads, *columns)))
+
+
+_TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
+_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id")]
+
+
+def _unless_all_null(column: list[Any]) -> list[Any] | None:
+    return None if column.count(None) == len(column) else column
+
+
+async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...],
+                          default_max_attempts: int) -> list[Job]:
+    row = await db.fetchrow(SQL["enqueue_jobs"], *args)
+    if len(row["ids"]) == len(jobs):
+        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts)
+    inserted = set(row["keys"])
     keys = [j.idempotency_key for j in jobs if j.idempotency_key]
     missing = next(
         (k for k in keys if k not in inserted or keys.count(k) > 1), keys[0] if keys else ""
@@ -113,6 +126,23 @@ async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any,
     # under enqueue_jobs' own transaction the exception rolls them back.
     existing_id = next((str(r["id"]) for r in existing), None)
     raise DuplicateJob(missing, existing_id)
+
+
+def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
+                   default_max_attempts: int) -> list[Job]:
+    """The Jobs as stored, from what was sent plus the new ids and the statement's now().
+    Positional arguments (Job's field order: id, type, payload, state, run_at, attempts,
+    max_attempts, created_at, updated_at, lease_until, worker_id, last_error, last_run_at,
+    idempotency_key, schedule_id) build a Job in about a third less time than keywords, and
+    building the Jobs is the largest Python cost of a batch; tests compare every field with the
+    stored row."""
+    queued = JobState.QUEUED
+    return [
+        Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
+            j.max_attempts or default_max_attempts, now, now, None, None, None, None,
+            j.idempotency_key, j.schedule_id)
+        for j, job_id in zip(jobs, ids, strict=True)
+    ]
 
 
 async def notify(db: Executor) -> None:

@@ -8,24 +8,31 @@
 SELECT now() AS now;
 
 -- name: enqueue_jobs
--- Insert a batch of queued jobs from parallel arrays. A NULL run_at means now(); a duplicate
--- idempotency key is skipped (ON CONFLICT DO NOTHING never aborts the caller's transaction) and
--- reported by the caller. $7 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- Insert a batch of queued jobs from parallel arrays, in their order. A NULL element means the
+-- column's default (run_at now(), payload {}, max_attempts $7), and so does a NULL array: unnest
+-- pads a shorter (or NULL) array with NULLs, so the caller sends only the columns some job sets.
+-- A duplicate idempotency key is skipped (ON CONFLICT DO NOTHING never aborts the caller's
+-- transaction) and reported by the caller. Returns one row with only what the caller does not
+-- know: the new ids in input order (RETURNING follows the ordered SELECT), the keys that were
+-- inserted, and the statement's now() (the jobs' created_at, updated_at and default run_at).
+-- $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
 -- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
--- $6 schedule ids, $7 notify
+-- $6 schedule ids, $7 default max_attempts, $8 notify
 WITH ins AS (
     INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id)
-    SELECT t, p::jsonb, coalesce(r, now()), m, k, s
+    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s
     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[])
          WITH ORDINALITY AS b(t, p, r, m, k, s, ord)
     ORDER BY ord
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING *
+    RETURNING id, idempotency_key
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one
-    WHERE $7::bool AND EXISTS (SELECT 1 FROM ins)
+    WHERE $8::bool AND EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
+SELECT array(SELECT id FROM ins) AS ids,
+       array(SELECT idempotency_key FROM ins WHERE idempotency_key IS NOT NULL) AS keys,
+       now() AS now, (SELECT count(*) FROM wake) AS woke;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).

@@ -1,4 +1,4 @@
-"""Enqueue (SPEC §3): defaults, batches, idempotency keys as DuplicateJob, the wake-up NOTIFY."""
+"""Enqueue: defaults, batches, idempotency keys as DuplicateJob, the wake-up NOTIFY."""
 
 from __future__ import annotations
 
@@ -106,3 +106,29 @@ async def test_enqueue_many_rows_in_one_call(pool: asyncpg.Pool) -> None:
     jobs = await add_jobs(pool, 500)
     assert len({j.id for j in jobs}) == 500
     assert [j.payload["i"] for j in jobs] == list(range(500))
+
+
+async def test_the_returned_jobs_are_the_stored_rows_field_by_field(pool: asyncpg.Pool) -> None:
+    # enqueue builds the Jobs from what it sent plus the new ids and the statement's now(),
+    # without reading the rows back: each must equal the row as a read returns it.
+    at = await pool.fetchval("SELECT now() + interval '1 hour'")
+    schedule_id = await pool.fetchval("SELECT id FROM _ayb_job_schedules LIMIT 1")
+    jobs = await queries.enqueue_jobs(pool, [
+        NewJob("a"), NewJob("b", {"n": [1, "x"]}, run_at=at, max_attempts=7, idempotency_key="k",
+                            schedule_id=schedule_id),
+        NewJob("c", {}, max_attempts=1),
+    ], default_max_attempts=4)
+    for job in jobs:
+        assert job == await queries.get_job(pool, job.id)
+
+
+async def test_a_batch_without_keys_from_a_pool_is_stored_and_notifies(pool: asyncpg.Pool,
+                                                                               connect) -> None:
+    listener = await connect()
+    woke = asyncio.Event()
+    await listener.add_listener("ayb_jobs", lambda *_: woke.set())
+    jobs = await queries.enqueue_jobs(pool, [NewJob(TYPE, {"i": i}) for i in range(3)],
+                                      default_max_attempts=3)
+    await asyncio.wait_for(woke.wait(), 5)
+    assert [j.payload["i"] for j in jobs] == [0, 1, 2]
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE payload ? 'i'") == 3
