@@ -1,4 +1,4 @@
-"""The `{"code", "message"}` error envelope (SPEC §8) for every 4xx/5xx, and the body size limit.
+"""The `{"code", "message"}` error envelope for every 4xx/5xx, and the body size limit.
 
 FastAPI's own shapes (422 with a `detail` list, `{"detail": "Not Found"}`) never reach a client:
 validation errors become 400 with one readable sentence, HTTP errors keep their status.
