@@ -39,7 +39,7 @@ def create_app(
     app.state.metrics = metrics
     # Shared reads: a storm of probes or scrapes costs one database round trip per interval.
     app.state.readiness = SharedRead(readiness)
-    app.state.stats = SharedRead(service.stats) if service is not None else None
+    app.state.stats = SharedRead(lambda: service.stats()) if service is not None else None
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(health.router)

@@ -40,6 +40,8 @@ RESERVED_FDS = 256
 MIN_CONNECTIONS = 16
 WANTED_NOFILE = 65536
 LISTEN_BACKLOG = 128
+# Connections of the admin API's own pool (the daemon opens it beside the workers' pool).
+ADMIN_POOL_SIZE = 3
 # After an error answer, the rest of the client's request is read and dropped for this long, so the
 # client reads the answer instead of a reset (closing with unread data makes the kernel send RST).
 LINGER_S = 2.0
@@ -256,8 +258,9 @@ class AcceptErrorLimiter:
 
 class HttpServer:
     def __init__(self, app: Any, sock: socket.socket, *, on_stop: list[Callable[[], Any]] | None = None,
-                 read_timeout_s: float = REQUEST_READ_TIMEOUT_S) -> None:
-        self.guard = ConnectionGuard(connection_cap(raise_fd_limit()), read_timeout_s)
+                 read_timeout_s: float = REQUEST_READ_TIMEOUT_S, max_connections: int | None = None) -> None:
+        cap = max_connections if max_connections is not None else connection_cap(raise_fd_limit())
+        self.guard = ConnectionGuard(cap, read_timeout_s)
         config = uvicorn.Config(
             app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5,
             http=protocol_for(self.guard), timeout_keep_alive=KEEP_ALIVE_S, backlog=LISTEN_BACKLOG,
