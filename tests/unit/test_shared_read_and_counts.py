@@ -167,11 +167,15 @@ def test_collectors_add_their_lines_and_a_failing_one_is_left_out() -> None:
     assert "ayb_jobs_in_flight 0" in text and text.endswith("\n")
 
 
-@pytest.mark.parametrize("name", ["ayb_jobs_claimed_total", "ayb_jobs_completed_total", "ayb_jobs_failed_total",
-                                  "ayb_jobs_retried_total", "ayb_jobs_recovered_total", "ayb_jobs_released_total",
-                                  "ayb_jobs_lease_lost_total", "ayb_jobs_schedule_fires_total",
-                                  "ayb_jobs_db_errors_total", "ayb_jobs_job_duration_seconds",
-                                  "ayb_jobs_queue_depth", "ayb_jobs_scheduled_jobs",
-                                  "ayb_jobs_oldest_due_age_seconds", "ayb_jobs_in_flight"])
+METRIC_NAMES = [
+    "ayb_jobs_claimed_total", "ayb_jobs_completed_total", "ayb_jobs_failed_total", "ayb_jobs_retried_total",
+    "ayb_jobs_recovered_total", "ayb_jobs_released_total", "ayb_jobs_lease_lost_total",
+    "ayb_jobs_schedule_fires_total", "ayb_jobs_db_errors_total", "ayb_jobs_job_duration_seconds",
+    "ayb_jobs_queue_depth", "ayb_jobs_scheduled_jobs", "ayb_jobs_oldest_due_age_seconds",
+    "ayb_jobs_in_flight",
+]
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
 def test_every_metric_name_is_still_exported(name) -> None:
     assert f"# TYPE {name} " in Metrics().render(None)
