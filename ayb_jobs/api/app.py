@@ -49,6 +49,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(AdminAuthMiddleware, token=token)
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(health.ProbeFastPath)  # outermost: probes skip every layer they do not need
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
