@@ -23,13 +23,12 @@ from ayb_jobs.models import NewJob
 
 TOKEN = "e2e-load-token-0123456789"
 FINISHED_ROWS = 300_000
-JOBS_PER_PHASE = 600
+JOBS_PER_PHASE = 1500
 ROUNDS = 3
 EXTRA_ROUNDS = 2  # only when the first ROUNDS miss the bound: one noisy phase must not fail the test
-# 30 requests/s in all: the reads of ~150 open dashboards, or a scraper every 33 ms. (The old code lost
-# over 90 % of its throughput to 65 requests/s; see the report printed for the figures here.)
-CLIENTS = 6
-REQUESTS_PER_CLIENT_PER_S = 5
+# 80 requests/s in all (the fault-injection run starved the old code with 65 requests/s).
+CLIENTS = 8
+REQUESTS_PER_CLIENT_PER_S = 10
 MAX_SLOWDOWN = 0.20
 
 
@@ -119,8 +118,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-# Opt-in until it holds on the shared 2-core CI machine: there (with ~8 other test runs) 30 requests/s
-# cost 20-50 % of a ~150 jobs/s throughput, mostly the HTTP handling itself in the daemon's one loop.
+# Opt-in: on the shared 2-core machine (load average 6-17 from parallel test runs) the ratio scatters
+# between 0.55 and 1.3 per phase, so the median sits too close to the bound to gate every run. Measured
+# here: this code 0.83-0.85 (passes), the code before the fix 0.69 (fails).
 @pytest.mark.skipif(not os.environ.get("AYB_LOAD_TEST"), reason="load test: set AYB_LOAD_TEST=1")
 async def test_scrapes_and_stats_do_not_starve_the_queue(db, db_url, start_daemon) -> None:
     await db.execute(f"""
