@@ -46,6 +46,9 @@ ADMIN_POOL_SIZE = 3
 # client reads the answer instead of a reset (closing with unread data makes the kernel send RST).
 LINGER_S = 2.0
 ACCEPT_ERROR_LOG_EVERY_S = 10.0
+# Request line and headers together (h11's own limit only applies while a head is incomplete: a large
+# head that arrives in one read would pass it).
+MAX_HEAD_BYTES = 16 * 1024
 ACCEPT_ERROR = "socket.accept() out of system resource"
 
 
@@ -136,6 +139,8 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._read_timer: asyncio.TimerHandle | None = None
         self._lingering = False
+        self._head_bytes = 0  # bytes of the coming request head received so far
+        self._head_tail = b""  # its last bytes, to find a blank line split across reads
 
     # --- connection life ---------------------------------------------------------------------------
 
@@ -156,7 +161,16 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # the rest of a request already answered with an error
+        waiting_for_head = self.conn.their_state is h11.IDLE
+        if waiting_for_head and not self._head_fits(data):
+            self._reject_large_head()
+            return
         super().data_received(data)
+        if waiting_for_head and self.conn.their_state is h11.IDLE:
+            self._head_bytes += len(data)
+            self._head_tail = (self._head_tail + data)[-3:]
+        else:
+            self._head_bytes, self._head_tail = 0, b""
         if self.transport.is_closing() or self._lingering:
             self._disarm_read_timer()
         elif self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
@@ -172,6 +186,18 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm_read_timer()
         self._unset_keepalive_if_required()
         self.transport.close()
+
+    def _head_fits(self, data: bytes) -> bool:
+        """Whether the request head (up to its blank line) stays within MAX_HEAD_BYTES."""
+        if self._head_bytes + len(data) <= MAX_HEAD_BYTES:
+            return True
+        end = (self._head_tail + data).find(b"\r\n\r\n")
+        return end != -1 and self._head_bytes - len(self._head_tail) + end + 4 <= MAX_HEAD_BYTES
+
+    def _reject_large_head(self) -> None:
+        self.transport.write(raw_response(431, "Request Header Fields Too Large",
+                                          "request headers are larger than 16 KiB; send smaller headers"))
+        self._linger()
 
     # --- request-read deadline ---------------------------------------------------------------------
 
@@ -202,14 +228,11 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """Called by uvicorn from inside its `except h11.RemoteProtocolError` block."""
         exc = sys.exc_info()[1]
-        status = getattr(exc, "error_status_hint", 400)
-        if status == 431:
-            reply = raw_response(431, "Request Header Fields Too Large",
-                                 "request headers are larger than 16 KiB; send smaller headers")
-        else:
-            detail = f": {exc}" if exc is not None else ""
-            reply = raw_response(400, "Bad Request", f"invalid HTTP request{detail}")
-        self.transport.write(reply)
+        if getattr(exc, "error_status_hint", 400) == 431:
+            self._reject_large_head()
+            return
+        detail = f": {exc}" if exc is not None else ""
+        self.transport.write(raw_response(400, "Bad Request", f"invalid HTTP request{detail}"))
         self._linger()
 
     def _linger(self) -> None:

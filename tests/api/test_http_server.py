@@ -165,3 +165,85 @@ def test_the_connection_cap_leaves_room_for_the_daemons_own_descriptors() -> Non
     assert http.connection_cap(1024) == 1024 - http.RESERVED_FDS
     assert http.connection_cap(65536) == http.MAX_CONNECTIONS
     assert http.connection_cap(100) == http.MIN_CONNECTIONS
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 4096], ids=["one-write", "4k-writes"])
+async def test_a_large_head_is_431_whether_it_arrives_at_once_or_in_pieces(server, chunk) -> None:
+    """h11's own limit only covers a head still incomplete; a whole 200 kB head in one read passed it."""
+    head = b"GET /healthz HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 200_000 + b"\r\n\r\n"
+    reader, writer = await _connect(server)
+    for i in range(0, len(head), chunk):
+        writer.write(head[i:i + chunk])
+    raw = await _read_all(reader, timeout=http.LINGER_S + 5)
+    writer.close()
+    assert _envelope(raw)[0] == 431
+
+
+async def test_a_head_just_under_the_limit_is_served(server) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as client:
+        response = await client.get("/healthz", headers={"x-big": "a" * 15_000})
+    assert response.status_code == 200
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what the protocol writes; lets a test hand it data in exactly the reads it wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8090)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def write_eof(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _protocol() -> tuple[http.GuardedH11Protocol, FakeTransport]:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    config = uvicorn.Config(app, log_config=None, lifespan="off")
+    config.load()
+    cls = http.protocol_for(http.ConnectionGuard(10))
+    proto = cls(config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop())
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    return proto, transport
+
+
+async def test_a_whole_large_head_in_a_single_read_is_431() -> None:
+    """h11's limit covers only an incomplete head: 200 kB arriving in one read used to be served."""
+    proto, transport = _protocol()
+    proto.data_received(b"GET / HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 200_000 + b"\r\n\r\n")
+    assert bytes(transport.written).startswith(b"HTTP/1.1 431 ")
+    proto.connection_lost(None)
+
+
+async def test_a_head_split_at_its_blank_line_within_the_limit_is_served() -> None:
+    proto, transport = _protocol()
+    head = b"GET / HTTP/1.1\r\nhost: t\r\nx-big: " + b"a" * 16_000 + b"\r\n\r"
+    proto.data_received(head)
+    proto.data_received(b"\n" + b"x" * 2000)  # the blank line's last byte, then pipelined junk
+    assert not bytes(transport.written).startswith(b"HTTP/1.1 431 ")
+    proto.connection_lost(None)
