@@ -1,4 +1,4 @@
-"""The cron dialect of SPEC §4: strict 5-field validation and DST-aware fire times.
+"""The cron dialect: strict 5-field validation and DST-aware fire times.
 
 croniter walks matching *wall-clock* times (naive, in the schedule's zone); this module maps each
 wall time to real instants with Debian cron's DST rule, which croniter alone gets wrong:

@@ -1,4 +1,4 @@
-"""The /api/admin routes of SPEC §8: parse the request, call one JobService method, shape the answer."""
+"""The /api/admin routes: parse the request, call one JobService method, shape the answer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Probes of the real daemon process (SPEC §6, §8): /healthz, /readyz, /metrics, admin start errors."""
+"""Probes of the real daemon process: /healthz, /readyz, /metrics, admin start errors."""
 
 from __future__ import annotations
 
