@@ -1,4 +1,4 @@
-"""The cron dialect of SPEC §4: strict 5-field validation and DST-aware fire times.
+"""The cron dialect: strict 5-field validation and DST-aware fire times.
 
 croniter walks matching *wall-clock* times (naive, in the schedule's zone); this module maps each
 wall time to real instants with Debian cron's DST rule, which croniter alone gets wrong:
@@ -24,7 +24,7 @@ from functools import lru_cache
 
 from croniter import croniter
 
-from ayb_jobs.errors import InvalidCron, InvalidTimezone
+from ayb_jobs.errors import InvalidCron, InvalidInput, InvalidTimezone
 
 MAX_CRON_LENGTH = 100
 MAX_TIMEZONE_LENGTH = 50
@@ -290,13 +290,36 @@ _ONE_SECOND = timedelta(seconds=1)
 _thread_state = threading.local()
 
 
+class BeyondCalendar(InvalidInput):
+    """The next fire time lies outside the years 1-9999 that Python's calendar can represent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="after")
+
+
 def next_fire_after(expr: str, tz: str | zoneinfo.ZoneInfo, after: datetime) -> datetime:
-    """The first fire time strictly after `after` (aware, any zone), as an aware UTC datetime."""
+    """The first fire time strictly after `after` (aware, any zone), as an aware UTC datetime.
+
+    Raises BeyondCalendar when that time (or `after` in the schedule's zone) is outside years 1-9999.
+    """
     validate_cron(expr)  # cached after the first call; raises InvalidCron
     schedule = _compile(expr)
     zone = _zone(tz)
     if after.tzinfo is None or after.utcoffset() is None:
         raise ValueError("next_fire_after needs a timezone-aware 'after'")
+    try:
+        return _next_fire(schedule, zone, after)
+    except (OverflowError, ValueError) as exc:
+        # datetime arithmetic past year 9999 or before year 1 (croniter raises "year 10000 is out of
+        # range", zone conversion OverflowError); any other ValueError is a bug and goes on.
+        if isinstance(exc, ValueError) and "out of range" not in str(exc):
+            raise
+        raise BeyondCalendar(
+            f"the fire times of '{expr}' in {zone.key} after {after.isoformat()} fall outside the years "
+            "1-9999 that can be represented; choose an 'after' between years 2 and 9998") from None
+
+
+def _next_fire(schedule: _Schedule, zone: zoneinfo.ZoneInfo, after: datetime) -> datetime:
     local = after.astimezone(zone)
     wall = local.replace(tzinfo=None)
     off_first, off_second = _offsets(wall, zone)
@@ -306,11 +329,17 @@ def next_fire_after(expr: str, tz: str | zoneinfo.ZoneInfo, after: datetime) -> 
 
 
 def next_fire_times(expr: str, tz: str | zoneinfo.ZoneInfo, after: datetime, count: int) -> list[datetime]:
-    """The next `count` fire times after `after`, in UTC, strictly increasing."""
+    """The next `count` fire times after `after`, in UTC, strictly increasing; fewer if the calendar
+    ends (year 9999) first, BeyondCalendar if not even one exists."""
     zone = _zone(tz)
     times: list[datetime] = []
     for _ in range(count):
-        after = next_fire_after(expr, zone, after)
+        try:
+            after = next_fire_after(expr, zone, after)
+        except BeyondCalendar:
+            if not times:
+                raise
+            break  # the calendar ends (year 9999): the times that exist, fewer than asked
         times.append(after)
     return times
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import structlog
 
 from ayb_jobs.models import JobState, JobStats
 
+log = structlog.get_logger("ayb_jobs.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Jobs range from milliseconds (cleanup of an empty table) to the 600 s default timeout.
 DURATION_BUCKETS = (
@@ -88,6 +92,13 @@ class Metrics:
         self._db_errors: defaultdict[str, int] = defaultdict(int)
         self._durations: defaultdict[str, _Histogram] = defaultdict(_Histogram)
         self._in_flight = 0
+        self._collectors: list[Callable[[], Iterable[str]]] = []
+
+    def add_collector(self, collect: Callable[[], Iterable[str]]) -> None:
+        """Add exposition lines of another module (its own `# HELP`/`# TYPE` lines and samples) to
+        every render. `collect` runs inside the scrape: it must return at once from values it keeps
+        (no I/O); one that raises is logged and left out of that scrape."""
+        self._collectors.append(collect)
 
     # --- recording (called by the daemon) -----------------------------------------------------------
 
@@ -175,6 +186,14 @@ class Metrics:
         _family(
             out, "ayb_jobs_in_flight", "gauge", "Jobs running in this daemon now.", [({}, self._in_flight)]
         )
+        for collect in self._collectors:
+            try:
+                lines = [line.rstrip("\n") for line in collect()]
+            except Exception as exc:
+                log.warning("metrics_collector_failed", collector=getattr(collect, "__qualname__", "?"),
+                            error=f"{type(exc).__name__}: {exc}")
+                continue
+            out.extend(lines)
         return "\n".join(out) + "\n"
 
     def _render_histogram(self, out: list[str]) -> None:

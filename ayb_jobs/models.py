@@ -25,6 +25,8 @@ def iso(t: datetime | None) -> str | None:
     """ISO 8601 in UTC with a `Z`, as the reference's API writes times."""
     if t is None:
         return None
+    if t.tzinfo is None:  # asyncpg's -infinity/infinity: naive datetime.min/max, meant as UTC
+        t = t.replace(tzinfo=UTC)
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

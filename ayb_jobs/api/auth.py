@@ -1,4 +1,4 @@
-"""Admin token: the bearer check on /api/admin, and helpers the daemon uses at start (SPEC §8)."""
+"""Admin token: the bearer check on /api/admin, and helpers the daemon uses at start."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ayb_jobs.errors import StartupError
 
 ADMIN_PREFIX = "/api/admin"
 UNAUTHORIZED = "admin authentication required"
+DUPLICATE_AUTHORIZATION = "more than one Authorization header; send exactly one: Bearer <admin token>"
 # Documents the scheme in OpenAPI only; the middleware below enforces it before anything else runs.
 bearer_scheme = HTTPBearer(auto_error=False, description="The daemon's admin token (admin.token).")
 
@@ -165,8 +166,12 @@ class AdminAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _is_admin_path(scope.get("path", "")):
-            raw = dict(scope.get("headers") or ()).get(b"authorization")
-            header = raw.decode("latin-1") if raw is not None else None
+            given = [v for k, v in scope.get("headers") or () if k == b"authorization"]
+            if len(given) > 1:
+                # Proxies and servers disagree on which of several wins: refuse to guess.
+                await send_envelope(send, 400, DUPLICATE_AUTHORIZATION)
+                return
+            header = given[0].decode("latin-1") if given else None
             if not token_matches(header, self.token):
                 await send_envelope(send, 401, UNAUTHORIZED, headers=[(b"www-authenticate", b"Bearer")])
                 return

@@ -1,4 +1,4 @@
-"""The `{"code", "message"}` error envelope (SPEC §8) for every 4xx/5xx, and the body size limit.
+"""The `{"code", "message"}` error envelope for every 4xx/5xx, and the body size limit.
 
 FastAPI's own shapes (422 with a `detail` list, `{"detail": "Not Found"}`) never reach a client:
 validation errors become 400 with one readable sentence, HTTP errors keep their status.
@@ -75,14 +75,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on this path (Starlette lists only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method some route accepts on this path (asked of the routes themselves, since included
+    routers do not list their methods; HEAD goes wherever GET does, see app.HeadAsGetMiddleware)."""
+    allowed = {
+        method for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+               for route in request.app.router.routes)
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

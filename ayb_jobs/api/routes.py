@@ -1,4 +1,4 @@
-"""The /api/admin routes of SPEC §8: parse the request, call one JobService method, shape the answer."""
+"""The /api/admin routes: parse the request, call one JobService method, shape the answer."""
 
 from __future__ import annotations
 
@@ -186,8 +186,9 @@ async def job_timeline(
 
 
 @router.get("/jobs/stats", response_model=s.JobStatsOut, tags=["jobs"], summary="Counts per state")
-async def job_stats(service: Service) -> JSONResponse:
-    return _json((await service.stats()).to_api())
+async def job_stats(service: Service, request: Request) -> JSONResponse:
+    # Fresh, but concurrent requests share one read (app.py: app.state.stats wraps service.stats).
+    return _json((await request.app.state.stats.get(max_age_s=0)).to_api())
 
 
 @router.get("/jobs/{job_id}", response_model=s.JobOut, responses=_ID, tags=["jobs"], summary="One job")

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -27,6 +28,10 @@ from pydantic import (
 from ayb_jobs.models import JobState
 
 MAX_JSON_DEPTH = 64
+# runAt outside this range is a mistake (year 1 is stored as -infinity; year 9999 is at the end of
+# what the API's times can show), refused before anything is written.
+EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_RUN_AT = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def check_text(value: str) -> str:
@@ -74,6 +79,19 @@ def parse_time(value: Any) -> datetime:
         raise ValueError(f"'{value}' is out of range") from None
 
 
+def check_run_at(value: datetime) -> datetime:
+    if not EARLIEST_RUN_AT <= value < LATEST_RUN_AT:
+        raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-01-01T00:00:00Z")
+    return value
+
+
+def integral(value: Any) -> Any:
+    """JSON has one number type: 78.0 is the integer 78 (as JSON Schema's "integer" says); 78.5 is not."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _text(max_length: int, min_length: int = 1) -> Any:
     return Annotated[
         StrictStr, Field(min_length=min_length, max_length=max_length), AfterValidator(check_text)
@@ -86,7 +104,13 @@ Time = Annotated[
 Payload = Annotated[
     dict[str, Any], AfterValidator(check_json), Field(description="A JSON object handed to the handler.")
 ]
-MaxAttempts = Annotated[StrictInt, Field(ge=1, le=100, description="Total runs allowed (1-100).")]
+MaxAttempts = Annotated[
+    StrictInt,
+    Field(ge=1, le=100, description="Total runs allowed (1-100); a whole number (3.0 counts as 3)."),
+    BeforeValidator(integral),
+]
+RunAt = Annotated[Time, AfterValidator(check_run_at),
+                  Field(description="When the job becomes due (default now); 1970 to 9999.")]
 TypeName = _text(100)
 
 
@@ -97,7 +121,7 @@ class _Request(BaseModel):
 class EnqueueJob(_Request):
     type: TypeName
     payload: Payload | None = None
-    runAt: Time | None = None
+    runAt: RunAt | None = None
     maxAttempts: MaxAttempts | None = None
     idempotencyKey: _text(255) | None = None
 
@@ -169,13 +193,19 @@ class JobList(BaseModel):
     total: int = Field(description="Jobs matching the filters.")
 
 
+_COUNT = "Jobs in this state: exact up to 1,000, above that estimated from the table's statistics."
+
+
 class JobStatsOut(BaseModel):
-    queued: int
-    running: int
-    completed: int
-    failed: int
-    canceled: int
-    scheduled: int = Field(description="Queued jobs whose runAt is in the future.")
+    """Counts per state, from one statement that reads at most ~1,000 index entries per state, so it
+    stays cheap however many finished jobs the table holds."""
+
+    queued: int = Field(description=_COUNT)
+    running: int = Field(description=_COUNT)
+    completed: int = Field(description=_COUNT)
+    failed: int = Field(description=_COUNT)
+    canceled: int = Field(description=_COUNT)
+    scheduled: int = Field(description="Queued jobs whose runAt is in the future (exact up to 1,000).")
     oldestQueuedAgeSec: float = Field(ge=0, description="Age of the oldest due queued job (0 if none).")
 
 
@@ -210,7 +240,8 @@ class ScheduleList(BaseModel):
 
 
 class CronPreview(BaseModel):
-    times: list[IsoTime]
+    times: list[IsoTime] = Field(description="The next fire times; fewer than asked only where the calendar "
+                                             "ends (year 9999).")
 
 
 class Health(BaseModel):

@@ -339,10 +339,46 @@ async def job_timeline(db: Executor, *, minutes: int) -> tuple[datetime, list[Ti
 
 
 async def job_stats(db: Executor, *, timeout: float | None = None) -> JobStats:
+    """Counts per state from one statement: exact below the cap, estimated above (see queries.sql)."""
     async with translating():
         r = await db.fetchrow(SQL["job_stats"], timeout=timeout)
-    return JobStats(r["queued"], r["running"], r["completed"], r["failed"], r["canceled"],
-                    r["scheduled"], round(r["oldest_queued_age_sec"], 3))
+    counts = estimate_counts(
+        {"due": r["due"], "scheduled": r["scheduled"], "running": r["running"], "completed": r["completed"],
+         "failed": r["failed"], "canceled": r["canceled"]},
+        cap=r["exact_cap"], live_rows=r["live_rows"], index_rows=json.loads(r["index_rows"]),
+    )
+    return JobStats(counts["due"] + counts["scheduled"], counts["running"], counts["completed"],
+                    counts["failed"], counts["canceled"], counts["scheduled"],
+                    round(r["oldest_queued_age_sec"], 3))
+
+
+# The parts job_stats counts, and the state (partial index) each belongs to.
+_PART_STATE = {"due": "queued", "scheduled": "queued", "running": "running", "completed": "completed",
+               "failed": "failed", "canceled": "canceled"}
+
+
+def estimate_counts(exact: dict[str, int], *, cap: int, live_rows: float,
+                    index_rows: dict[str, float]) -> dict[str, int]:
+    """Replace the counts that reached `cap` (so are only lower bounds) by estimates.
+
+    The rows not counted exactly are the table's live rows minus the exact counts; they are shared
+    among the capped parts in proportion to their index's row estimate (at least `cap` each), so
+    the usual case, one large finished state, gets the whole remainder.
+    """
+    capped = [part for part, n in exact.items() if n >= cap]
+    if not capped:
+        return dict(exact)
+    known = sum(n for part, n in exact.items() if part not in capped)
+    remainder = max(live_rows - known, cap * len(capped))
+    weights = {part: max(float(index_rows.get(_PART_STATE[part], 0.0)), float(cap)) for part in capped}
+    for part in capped:  # due and scheduled share one index: split its weight between them
+        if _PART_STATE[part] == "queued" and {"due", "scheduled"} <= set(capped):
+            weights[part] /= 2
+    total_weight = sum(weights.values())
+    out = dict(exact)
+    for part in capped:
+        out[part] = max(cap, round(remainder * weights[part] / total_weight))
+    return out
 
 
 async def active_counts(db: Executor, *, timeout: float | None = None) -> tuple[int, int]:

@@ -226,17 +226,32 @@ SELECT clock.current_minute, grouped.*
 FROM (SELECT date_trunc('minute', now()) AS current_minute) clock LEFT JOIN grouped ON true;
 
 -- name: job_stats
--- Counts per state from one snapshot (one statement). The oldest age is of due jobs only, so a job
--- scheduled for the future never makes it negative.
-SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
-       count(*) FILTER (WHERE state = 'running') AS running,
-       count(*) FILTER (WHERE state = 'completed') AS completed,
-       count(*) FILTER (WHERE state = 'failed') AS failed,
-       count(*) FILTER (WHERE state = 'canceled') AS canceled,
-       count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS scheduled,
-       greatest(coalesce(extract(epoch FROM now() - min(run_at)
-                FILTER (WHERE state = 'queued' AND run_at <= now())), 0), 0)::float8 AS oldest_queued_age_sec
-FROM _ayb_jobs;
+-- Queue counts that stay cheap however many jobs the table holds: each state is counted exactly
+-- through its partial index, but only up to 1000 rows (exact_cap); the caller estimates the states
+-- that reach the cap
+-- from the table's live-row count (kept current by the statistics system) and, when several do,
+-- splits the rest in proportion to their indexes' row estimates. queued = due + scheduled.
+-- The oldest age is of due jobs only, so a job scheduled for the future never makes it negative.
+-- No parameters, so the prepared plan is made once (planning costs more than running it).
+SELECT 1000 AS exact_cap,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'queued' AND run_at <= now()
+                              LIMIT 1000) x) AS due,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'queued' AND run_at > now()
+                              LIMIT 1000) x) AS scheduled,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'running' LIMIT 1000) x) AS running,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'completed' LIMIT 1000) x) AS completed,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'failed' LIMIT 1000) x) AS failed,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'canceled' LIMIT 1000) x) AS canceled,
+       greatest(coalesce((SELECT extract(epoch FROM now() - min(run_at)) FROM _ayb_jobs
+                          WHERE state = 'queued' AND run_at <= now()), 0), 0)::float8 AS oldest_queued_age_sec,
+       pg_stat_get_live_tuples('_ayb_jobs'::regclass)::float8 AS live_rows,
+       (SELECT coalesce(jsonb_object_agg(i.predicate_state, c.reltuples), '{}'::jsonb)::text
+        FROM pg_index x
+        JOIN pg_class c ON c.oid = x.indexrelid
+        CROSS JOIN LATERAL (SELECT substring(pg_get_expr(x.indpred, x.indrelid)
+                                             FROM '^\(\(state\)::text = ''([a-z]+)''::text\)$')
+                            AS predicate_state) i
+        WHERE x.indrelid = '_ayb_jobs'::regclass AND i.predicate_state IS NOT NULL) AS index_rows;
 
 -- name: active_counts
 -- Queued and running jobs only, read through the two partial indexes: cheap enough to run every

@@ -134,9 +134,10 @@ class Daemon:
         else:
             self.start_legacy_mode()
         self.health = HealthMonitor(self.pool, self.settings.health, worker_id=self.worker_id)
+        self.metrics.add_collector(self.health.metrics_lines)
         self.spawn("health", self.health.run())
         if self._sock is not None:
-            await self.start_http()
+            await self.start_http(dsn)
         self.notifier.ready()
         if self.notifier.enabled:  # not run by systemd: nobody to tell, so no queries for it either
             self.spawn("supervision", self.supervise())
@@ -215,7 +216,7 @@ class Daemon:
         self.legacy = LegacyPruner(pool=self.pool, metrics=self.metrics)
         self.spawn("legacy_pruner", self.legacy.run())
 
-    async def start_http(self) -> None:
+    async def start_http(self, dsn: str) -> None:
         from ayb_jobs.api.app import create_app
         from ayb_jobs.api.auth import load_or_create_token
 
@@ -236,11 +237,14 @@ class Daemon:
             hooks["on_enqueued"] = self.poller.wake.set
         if self.scheduler is not None:
             hooks["on_schedules_changed"] = self.scheduler.wake.set
-        service = JobService(self.pool, self.registry, default_max_attempts=self.jobs.max_retries_default,
+        # Admin requests get their own small pool: no read storm can take the workers' connections.
+        admin_pool = await create_pool(dsn, max_size=http.ADMIN_POOL_SIZE,
+                                       statement_cache_size=self.settings.database.statement_cache_size)
+        service = JobService(admin_pool, self.registry, default_max_attempts=self.jobs.max_retries_default,
                              health=self.health, **hooks)
         app = create_app(service, token=token, jobs_enabled=self.jobs.enabled, metrics=self.metrics,
                          readiness=self.readiness)
-        self.http = http.HttpServer(app, self._sock)
+        self.http = http.HttpServer(app, self._sock, on_stop=[admin_pool.close])
         await self.http.start()
 
     def admin_url(self) -> str | None:

@@ -1,4 +1,4 @@
-"""SPEC §8 job routes: success shapes and every listed error, over a real database."""
+"""Admin API job routes: success shapes and every listed error, over a real database."""
 
 from __future__ import annotations
 

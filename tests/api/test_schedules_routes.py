@@ -1,4 +1,4 @@
-"""SPEC §8 schedule and cron-preview routes: success shapes and every listed error."""
+"""Admin API schedule and cron-preview routes: success shapes and every listed error."""
 
 from __future__ import annotations
 
