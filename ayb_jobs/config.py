@@ -543,6 +543,8 @@ def _check_toml_type(section: str, name: str, value: Any, origin: str) -> None:
     expected = typing.get_origin(annotation) or annotation
     if type(value) is expected:  # `is`: True is an int to isinstance, not to TOML
         return
+    if expected is float and type(value) is int:  # `ratio = 0` is a number too
+        return
     key = f"{section}.{name}"
     wanted = _TOML_TYPE_NAMES[expected]
     hint = ""
