@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+# Queue names follow the rule of job type names (migration 032 checks it too); lower priority runs first.
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+DEFAULT_QUEUE = "default"
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
 
 class JobState(StrEnum):
@@ -55,6 +61,8 @@ class Job:
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    queue: str = "default"
+    priority: int = 0
 
     @classmethod
     def from_record(cls, r: Any) -> Job:
@@ -66,6 +74,7 @@ class Job:
             idempotency_key=r["idempotency_key"], schedule_id=r["schedule_id"],
             completed_at=r["completed_at"], canceled_at=r["canceled_at"],
             errors=decode_json(r["errors"]) if "errors" in r.keys() else [],
+            queue=r["queue"], priority=r["priority"],
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -73,6 +82,7 @@ class Job:
             "id": str(self.id), "type": self.type, "payload": self.payload, "state": str(self.state),
             "runAt": iso(self.run_at), "attempts": self.attempts, "maxAttempts": self.max_attempts,
             "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at),
+            "queue": self.queue, "priority": self.priority,
         }
         optional = {
             "leaseUntil": iso(self.lease_until), "workerId": self.worker_id, "lastError": self.last_error,
@@ -99,6 +109,9 @@ class Schedule:
     updated_at: datetime
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
+    # None: the job type's policy decides (then the column default).
+    queue: str | None = None
+    priority: int | None = None
 
     @classmethod
     def from_record(cls, r: Any) -> Schedule:
@@ -107,6 +120,7 @@ class Schedule:
             cron_expr=r["cron_expr"], timezone=r["timezone"], enabled=r["enabled"],
             max_attempts=r["max_attempts"], created_at=r["created_at"], updated_at=r["updated_at"],
             next_run_at=r["next_run_at"], last_run_at=r["last_run_at"],
+            queue=r["queue"], priority=r["priority"],
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -114,7 +128,7 @@ class Schedule:
             "id": str(self.id), "name": self.name, "jobType": self.job_type, "payload": self.payload,
             "cronExpr": self.cron_expr, "timezone": self.timezone, "enabled": self.enabled,
             "maxAttempts": self.max_attempts, "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
+            "updatedAt": iso(self.updated_at), "queue": self.queue, "priority": self.priority,
         }
         if self.next_run_at is not None:
             out["nextRunAt"] = iso(self.next_run_at)
@@ -151,3 +165,6 @@ class NewJob:
     max_attempts: int | None = None
     idempotency_key: str | None = None
     schedule_id: UUID | None = None
+    # None: the job type's policy (published in _ayb_job_types), then the column default.
+    queue: str | None = None
+    priority: int | None = None

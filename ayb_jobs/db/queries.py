@@ -20,7 +20,7 @@ import asyncpg
 
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFound
-from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+from ayb_jobs.models import DEFAULT_QUEUE, Job, JobState, JobStats, NewJob, Schedule
 
 
 class Executor(Protocol):
@@ -86,7 +86,8 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
     """
     if not jobs:
         return []
-    args = (*_enqueue_columns(jobs), default_max_attempts, notify)
+    columns = _enqueue_columns(jobs)
+    args = (*columns[:6], default_max_attempts, notify, *columns[6:])
     async with translating():
         if isinstance(db, asyncpg.Pool):
             if args[4] is None:  # no idempotency keys
@@ -104,7 +105,8 @@ def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
 
 
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
-_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id")]
+_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id",
+                                               "queue", "priority")]
 
 
 def _unless_all_null(column: list[Any]) -> list[Any] | None:
@@ -115,7 +117,8 @@ async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any,
                           default_max_attempts: int) -> list[Job]:
     row = await db.fetchrow(SQL["enqueue_jobs"], *args)
     if len(row["ids"]) == len(jobs):
-        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts)
+        policies = {p[0]: Policy(*p[1:]) for p in json.loads(row["policies"])}
+        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts, policies)
     inserted = set(row["keys"])
     keys = [j.idempotency_key for j in jobs if j.idempotency_key]
     missing = next(
@@ -128,8 +131,24 @@ async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any,
     raise DuplicateJob(missing, existing_id)
 
 
-def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
-                   default_max_attempts: int) -> list[Job]:
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a job type's row in _ayb_job_types fills in when an enqueue leaves it out."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+
+
+_NO_POLICY = Policy()
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
+
+
+def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime, default_max_attempts: int,
+                   policies: dict[str, Policy]) -> list[Job]:
     """The Jobs as stored, from what was sent plus the new ids and the statement's now().
     Positional arguments (Job's field order: id, type, payload, state, run_at, attempts,
     max_attempts, created_at, updated_at, lease_until, worker_id, last_error, last_run_at,
@@ -137,12 +156,16 @@ def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
     building the Jobs is the largest Python cost of a batch; tests compare every field with the
     stored row."""
     queued = JobState.QUEUED
-    return [
-        Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
-            j.max_attempts or default_max_attempts, now, now, None, None, None, None,
-            j.idempotency_key, j.schedule_id)
-        for j, job_id in zip(jobs, ids, strict=True)
-    ]
+    out = []
+    for j, job_id in zip(jobs, ids, strict=True):
+        p = policies.get(j.type, _NO_POLICY)
+        out.append(Job(
+            job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
+            j.max_attempts or p.max_attempts or default_max_attempts, now, now, None, None, None, None,
+            j.idempotency_key, j.schedule_id, None, None, [],
+            j.queue or p.queue or DEFAULT_QUEUE, _first(j.priority, p.priority, 0),
+        ))
+    return out
 
 
 async def notify(db: Executor) -> None:
@@ -152,9 +175,12 @@ async def notify(db: Executor) -> None:
 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
-async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
+async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
+                     queues: Sequence[str] | None = None) -> list[Job]:
+    """Claim from `queues` (None: every queue), as the claim's SQL explains."""
     async with translating():
-        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id)
+        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id,
+                              None if queues is None else list(queues))
     return [Job.from_record(r) for r in rows]
 
 
@@ -277,6 +303,7 @@ class JobFilter:
     timing: str | None = None  # "due" or "scheduled", with state "queued"
     schedule_id: UUID | None = None
     search: str | None = None
+    queue: str | None = None
 
     def search_pattern(self) -> str | None:
         if self.search is None:
@@ -305,8 +332,9 @@ async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | N
 async def _list_in_snapshot(conn: Any, where: JobFilter, limit: int, offset: int,
                             full: bool) -> tuple[list[Job], int]:
     pattern = where.search_pattern()
-    page_args = (where.state, where.job_type, limit, offset, where.timing, where.schedule_id, pattern, full)
-    count_args = (where.state, where.job_type, where.timing, where.schedule_id, pattern)
+    page_args = (where.state, where.job_type, limit, offset, where.timing, where.schedule_id, pattern, full,
+                 where.queue)
+    count_args = (where.state, where.job_type, where.timing, where.schedule_id, pattern, where.queue)
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (under READ COMMITTED, two close statements).
         rows = await conn.fetch(SQL["list_jobs"], *page_args)
@@ -410,12 +438,15 @@ class NewSchedule:
     payload: dict[str, Any] | None = None
     enabled: bool = True
     max_attempts: int = 3
+    queue: str | None = None
+    priority: int | None = None
 
 
 async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
-                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at)
+                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at, s.queue,
+                                s.priority)
     return Schedule.from_record(row)
 
 
@@ -459,6 +490,10 @@ class ScheduleChanges:
     enabled: bool | None = None
     max_attempts: int | None = None
     job_type: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    clear_queue: bool = False  # back to the job type's queue
+    clear_priority: bool = False
 
 
 async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
@@ -470,6 +505,7 @@ async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, 
         row = await db.fetchrow(
             SQL["update_schedule"], schedule_id, ch.cron_expr, ch.timezone, payload, ch.enabled,
             ch.max_attempts, ch.job_type, next_run_at, timing_changed, read.cron_expr, read.timezone,
+            ch.queue, ch.priority, ch.clear_queue, ch.clear_priority,
         )
     return Schedule.from_record(row) if row is not None else None
 

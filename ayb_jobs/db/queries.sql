@@ -16,13 +16,19 @@ SELECT now() AS now;
 -- know: the new ids in input order (RETURNING follows the ordered SELECT), the keys that were
 -- inserted, and the statement's now() (the jobs' created_at, updated_at and default run_at).
 -- $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- Queue, priority and max_attempts left out (NULL) come from the type's policy in _ayb_job_types,
+-- then from the defaults ('default', 0, $7); `policies` returns those policies so the caller can
+-- build the jobs as stored without reading them back.
 -- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
--- $6 schedule ids, $7 default max_attempts, $8 notify
+-- $6 schedule ids, $7 default max_attempts, $8 notify, $9 queues, $10 priorities
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id)
-    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[])
-         WITH ORDINALITY AS b(t, p, r, m, k, s, ord)
+    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id, queue, priority)
+    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, jt.max_attempts, $7::int), k, s,
+           coalesce(q, jt.queue, 'default'), coalesce(pr::smallint, jt.priority, 0)
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[], $9::text[],
+                $10::int[])
+         WITH ORDINALITY AS b(t, p, r, m, k, s, q, pr, ord)
+    LEFT JOIN _ayb_job_types jt ON jt.type = b.t
     ORDER BY ord
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, idempotency_key
@@ -32,7 +38,9 @@ WITH ins AS (
 )
 SELECT array(SELECT id FROM ins) AS ids,
        array(SELECT idempotency_key FROM ins WHERE idempotency_key IS NOT NULL) AS keys,
-       now() AS now, (SELECT count(*) FROM wake) AS woke;
+       now() AS now, (SELECT count(*) FROM wake) AS woke,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(type, queue, priority, max_attempts)), '[]')::text
+        FROM _ayb_job_types WHERE type = ANY($1::text[])) AS policies;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
@@ -43,15 +51,48 @@ SELECT idempotency_key, id FROM _ayb_jobs WHERE idempotency_key = ANY($1::text[]
 SELECT pg_notify('ayb_jobs', '');
 
 -- name: claim_jobs
--- Claim up to $1 due jobs. The MATERIALIZED CTE locks exactly the rows picked (SKIP LOCKED lets
--- concurrent claimers take disjoint sets); the UPDATE starts the attempt and the lease.
--- $1 limit, $2 lease seconds, $3 worker id
-WITH picked AS MATERIALIZED (
-    SELECT id FROM _ayb_jobs
-    WHERE state = 'queued' AND run_at <= now()
-    ORDER BY run_at, id
+-- Claim up to $1 due jobs from the queues this daemon works ($4; NULL = every queue), skipping
+-- paused queues and never going over a queue's global concurrency limit, in (priority, run_at, id)
+-- order across those queues. The UPDATE starts the attempt and the lease.
+-- $1 limit, $2 lease seconds, $3 worker id, $4 queues (NULL = all)
+WITH RECURSIVE present AS (
+    -- The queues that have queued jobs, one index probe each (a skip scan over the leading column
+    -- of idx_ayb_jobs_queue_claim), so a deep backlog in one queue costs nothing here.
+    (SELECT queue FROM _ayb_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM present p WHERE p.queue IS NOT NULL
+), candidates AS (
+    -- A daemon with a list of queues probes just those (unknown names simply have no jobs).
+    SELECT queue FROM present WHERE queue IS NOT NULL AND $4::text[] IS NULL
+    UNION ALL
+    SELECT DISTINCT u FROM unnest($4::text[]) AS u WHERE $4::text[] IS NOT NULL
+), open AS MATERIALIZED (
+    SELECT c.queue, s.concurrency FROM candidates c
+    LEFT JOIN _ayb_job_queues s ON s.name = c.queue
+    WHERE NOT coalesce(s.paused, false)
+), slots AS MATERIALIZED (
+    -- Limited queues only: _ayb_jobs_queue_slots locks them and counts their running jobs on a
+    -- fresh snapshot, which is what keeps two claiming daemons under the limit (see migration 032).
+    SELECT queue, free FROM _ayb_jobs_queue_slots(ARRAY(SELECT queue FROM open WHERE concurrency IS NOT NULL))
+    WHERE EXISTS (SELECT 1 FROM open WHERE concurrency IS NOT NULL)
+), picked AS MATERIALIZED (
+    -- Per queue, its first due jobs in claim order straight off the index (SKIP LOCKED lets
+    -- concurrent claimers take disjoint sets), at most its free slots; then the best $1 of those.
+    -- Rows locked here but not picked are only skipped by other claimers until this commits.
+    SELECT c.id FROM open o
+    LEFT JOIN slots sl ON sl.queue = o.queue
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at FROM _ayb_jobs j
+        WHERE j.state = 'queued' AND j.queue = o.queue AND j.run_at <= now()
+        ORDER BY j.priority, j.run_at, j.id
+        LIMIT least($1::int, coalesce(sl.free, $1::int))
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE o.concurrency IS NULL OR sl.free > 0
+    ORDER BY c.priority, c.run_at, c.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE _ayb_jobs j
 SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
@@ -175,9 +216,9 @@ RETURNING *;
 -- the payloads are; CASE never reads (or de-TOASTs) the columns it does not return.
 -- $1 state, $2 type, $3 limit, $4 offset, $5 timing ('due' or 'scheduled': run_at reached or not),
 -- $6 schedule id, $7 search pattern (ILIKE over id, type, last error and payload text),
--- $8 full rows
+-- $8 full rows, $9 queue
 SELECT id, type, state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
-       last_run_at, idempotency_key, schedule_id, completed_at, canceled_at,
+       last_run_at, idempotency_key, schedule_id, completed_at, canceled_at, queue, priority,
        CASE WHEN $8::bool THEN last_error ELSE left(last_error, 300) END AS last_error,
        CASE WHEN $8::bool THEN payload END AS payload,
        CASE WHEN $8::bool THEN errors END AS errors
@@ -187,17 +228,20 @@ WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($6::uuid IS NULL OR schedule_id = $6)
   AND ($7::text IS NULL OR id::text ILIKE $7 OR type ILIKE $7 OR last_error ILIKE $7
        OR payload::text ILIKE $7)
+  AND ($9::text IS NULL OR queue = $9)
 ORDER BY created_at DESC, id DESC
 LIMIT $3 OFFSET $4;
 
 -- name: count_jobs
--- The same filters as list_jobs. $1 state, $2 type, $3 timing, $4 schedule id, $5 search pattern
+-- The same filters as list_jobs. $1 state, $2 type, $3 timing, $4 schedule id, $5 search pattern,
+-- $6 queue
 SELECT count(*) AS total FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($3::text IS NULL OR ($3 = 'due' AND run_at <= now()) OR ($3 = 'scheduled' AND run_at > now()))
   AND ($4::uuid IS NULL OR schedule_id = $4)
   AND ($5::text IS NULL OR id::text ILIKE $5 OR type ILIKE $5 OR last_error ILIKE $5
-       OR payload::text ILIKE $5);
+       OR payload::text ILIKE $5)
+  AND ($6::text IS NULL OR queue = $6);
 
 -- name: job_timeline
 -- The dashboard's chart and per-type breakdown in one statement: jobs finished in the last $1
@@ -273,10 +317,11 @@ WITH doomed AS (
 DELETE FROM _ayb_jobs j USING doomed WHERE j.id = doomed.id;
 
 -- name: create_schedule
--- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run
+-- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run,
+-- $9 queue, $10 priority (NULL: the job type's, when a job is enqueued)
 INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts,
-                                next_run_at)
-VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END)
+                                next_run_at, queue, priority)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END, $9, $10)
 RETURNING *;
 
 -- name: get_schedule
@@ -297,9 +342,12 @@ SELECT * FROM _ayb_job_schedules ORDER BY name;
 -- can never restore an old slot. The guard on cron/timezone ($10, $11: the values $8 was computed
 -- from) makes a concurrent change of those inputs a retry instead of a wrong next_run_at.
 -- $1 id, $2 cron, $3 timezone, $4 payload, $5 enabled, $6 max attempts, $7 job type,
--- $8 next run, $9 timing changed, $10 cron read, $11 timezone read
+-- $8 next run, $9 timing changed, $10 cron read, $11 timezone read, $12 queue, $13 priority,
+-- $14 clear queue, $15 clear priority (back to the job type's)
 UPDATE _ayb_job_schedules
-SET cron_expr = coalesce($2, cron_expr),
+SET queue = CASE WHEN $14::bool THEN NULL ELSE coalesce($12, queue) END,
+    priority = CASE WHEN $15::bool THEN NULL ELSE coalesce($13::smallint, priority) END,
+    cron_expr = coalesce($2, cron_expr),
     timezone = coalesce($3, timezone),
     payload = coalesce($4::text::jsonb, payload),
     enabled = coalesce($5, enabled),
@@ -337,10 +385,13 @@ WITH adv AS (
     SET last_run_at = now(), next_run_at = $2, updated_at = now()
     WHERE id = $1 AND enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
       AND cron_expr = $3 AND timezone = $4
-    RETURNING id, job_type, payload, max_attempts
+    RETURNING id, job_type, payload, max_attempts, queue, priority
 ), ins AS (
-    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
-    SELECT job_type, payload, max_attempts, id FROM adv
+    -- The schedule's queue and priority, else the job type's policy, else the column defaults.
+    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id, queue, priority)
+    SELECT adv.job_type, adv.payload, adv.max_attempts, adv.id, coalesce(adv.queue, jt.queue, 'default'),
+           coalesce(adv.priority, jt.priority, 0)
+    FROM adv LEFT JOIN _ayb_job_types jt ON jt.type = adv.job_type
     RETURNING *
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
@@ -364,16 +415,92 @@ SELECT extract(epoch FROM min(next_run_at) - now())::float8 AS seconds
 FROM _ayb_job_schedules WHERE enabled AND next_run_at IS NOT NULL;
 
 -- name: trigger_schedule
--- One run now with the schedule's type, payload and max attempts; the schedule's times untouched.
+-- One run now with the schedule's type, payload, max attempts, queue and priority (as a fired
+-- slot gets them); the schedule's times untouched.
 -- $1 schedule id
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
-    SELECT job_type, payload, max_attempts, id FROM _ayb_job_schedules WHERE id = $1
+    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id, queue, priority)
+    SELECT s.job_type, s.payload, s.max_attempts, s.id, coalesce(s.queue, jt.queue, 'default'),
+           coalesce(s.priority, jt.priority, 0)
+    FROM _ayb_job_schedules s LEFT JOIN _ayb_job_types jt ON jt.type = s.job_type
+    WHERE s.id = $1
     RETURNING *
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
 SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
+
+-- =================================================================================================
+-- Queues and job types
+-- =================================================================================================
+
+-- name: publish_job_types
+-- This daemon's registry with its policies (NULL = none), written at start. Types other daemons
+-- registered are left alone. $1 types, $2 queues, $3 priorities, $4 max attempts, $5 timeouts,
+-- $6 has backoff, $7 descriptions, $8 builtin
+INSERT INTO _ayb_job_types AS t (type, queue, priority, max_attempts, timeout_s, has_backoff, description,
+                                 builtin, updated_at)
+SELECT * , now()
+FROM unnest($1::text[], $2::text[], $3::smallint[], $4::int[], $5::float8[], $6::bool[], $7::text[],
+            $8::bool[])
+ON CONFLICT (type) DO UPDATE
+SET queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
+    timeout_s = excluded.timeout_s, has_backoff = excluded.has_backoff,
+    description = excluded.description, builtin = excluded.builtin, updated_at = now()
+WHERE (t.queue, t.priority, t.max_attempts, t.timeout_s, t.has_backoff, t.description, t.builtin)
+      IS DISTINCT FROM (excluded.queue, excluded.priority, excluded.max_attempts, excluded.timeout_s,
+                        excluded.has_backoff, excluded.description, excluded.builtin);
+
+-- name: list_queues
+-- Every queue with a settings row or a queued or running job, with its depth. The queued counts
+-- come from one index-only pass over the queue's entries in idx_ayb_jobs_queue_claim; running
+-- jobs are few (at most the workers' slots). $1 name (NULL = all)
+WITH RECURSIVE present AS (
+    (SELECT queue FROM _ayb_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM present p WHERE p.queue IS NOT NULL
+), running AS (
+    SELECT queue, count(*) AS n FROM _ayb_jobs WHERE state = 'running' GROUP BY queue
+), names AS (
+    SELECT queue AS name FROM present WHERE queue IS NOT NULL
+    UNION SELECT queue FROM running
+    UNION SELECT name FROM _ayb_job_queues
+)
+SELECT n.name, coalesce(s.paused, false) AS paused, s.concurrency, s.updated_at,
+       d.queued, d.scheduled, coalesce(r.n, 0) AS running,
+       greatest(coalesce(extract(epoch FROM now() - d.oldest_due), 0), 0)::float8 AS oldest_due_age_sec
+FROM names n
+LEFT JOIN _ayb_job_queues s ON s.name = n.name
+LEFT JOIN running r ON r.queue = n.name
+CROSS JOIN LATERAL (
+    SELECT count(*) AS queued, count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+           min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_due
+    FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue = n.name
+) d
+WHERE $1::text IS NULL OR n.name = $1
+ORDER BY n.name;
+
+-- name: set_queue
+-- Create or change a queue's settings; NULL leaves a field as it is, $4 clears the limit.
+-- $1 name, $2 paused, $3 concurrency, $4 clear concurrency
+INSERT INTO _ayb_job_queues AS q (name, paused, concurrency)
+VALUES ($1, coalesce($2, false), CASE WHEN $4::bool THEN NULL ELSE $3::int END)
+ON CONFLICT (name) DO UPDATE
+SET paused = coalesce($2, q.paused),
+    concurrency = CASE WHEN $4::bool THEN NULL ELSE coalesce($3::int, q.concurrency) END,
+    updated_at = now()
+RETURNING name;
+
+-- name: job_breakdown
+-- Live jobs (queued, of which scheduled, and running) per queue and per type, through the claim and
+-- lease indexes: cheap however many finished jobs the table holds.
+SELECT 'queue' AS by, queue AS name, state, count(*) FILTER (WHERE run_at > now()) AS later, count(*) AS n
+FROM _ayb_jobs WHERE state IN ('queued', 'running') GROUP BY queue, state
+UNION ALL
+SELECT 'type', type, state, count(*) FILTER (WHERE run_at > now()), count(*)
+FROM _ayb_jobs WHERE state IN ('queued', 'running') GROUP BY type, state;
 
 -- name: table_exists
 -- $1 table name (in the search path)

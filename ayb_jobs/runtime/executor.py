@@ -14,6 +14,7 @@ ends decides the outcome:
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from ayb_jobs.models import Job
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter
 
 MAX_ERROR_BYTES = 4096
+# A type's own backoff is trusted up to a day (what a Snooze allows too).
+MAX_BACKOFF_S = 86400.0
 StopReason = Literal["shutdown", "lease_lost"]
 
 log = structlog.get_logger("ayb_jobs.executor")
@@ -127,7 +130,7 @@ class Executor:
         ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
                          self._log.bind(**self._fields(entry)))
         try:
-            async with asyncio.timeout(self._job_timeout_s) as deadline:
+            async with asyncio.timeout(self._timeout_s(job.type)) as deadline:
                 result = await job_type.handler(job.payload, ctx)
         except asyncio.CancelledError:
             self._after_cancel(entry)
@@ -142,7 +145,7 @@ class Executor:
         except _CONNECTION_LOST as exc:
             error = truncate_error(f"database connection lost during the job: {describe(exc)}")
             self._settle(entry, Outcome("release", entry.claimed, job.type, error=error,
-                                        backoff_s=backoff_seconds(job.attempts, self._rand)))
+                                        backoff_s=self._backoff_s(job.type, job.attempts)))
         except Exception as exc:
             self._fail(entry, describe(exc))
         else:
@@ -157,15 +160,35 @@ class Executor:
         else:
             self._settle(entry, Outcome("release", entry.claimed, entry.job.type))
 
+    def _timeout_s(self, job_type: str) -> float:
+        """The type's timeout_s when it has one, else jobs.job_timeout_s."""
+        found = self._registry.get(job_type)
+        return found.timeout_s if found is not None and found.timeout_s is not None else self._job_timeout_s
+
+    def _backoff_s(self, job_type: str, attempt: int) -> float:
+        """The type's backoff(attempt) when it has one (a broken one falls back to the default)."""
+        found = self._registry.get(job_type)
+        if found is not None and found.backoff is not None:
+            try:
+                delay = float(found.backoff(attempt))
+            except Exception as exc:
+                self._log.warning("job_backoff_failed", job_type=job_type, error=describe(exc))
+            else:
+                if math.isfinite(delay) and delay >= 0:
+                    return min(delay, MAX_BACKOFF_S)
+                self._log.warning("job_backoff_failed", job_type=job_type, error=f"returned {delay!r}")
+        return backoff_seconds(attempt, self._rand)
+
     def _timed_out(self, entry: Running) -> None:
-        self._log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
-        self._fail(entry, f"timed out after {self._job_timeout_s:g}s")
+        timeout_s = self._timeout_s(entry.job.type)
+        self._log.warning("job_timed_out", timeout_s=timeout_s, **self._fields(entry))
+        self._fail(entry, f"timed out after {timeout_s:g}s")
 
     def _complete(self, entry: Running, result: Any) -> None:
         self._settle(entry, Outcome("complete", entry.claimed, entry.job.type), result=result)
 
     def _fail(self, entry: Running, error: str, *, retryable: bool = True) -> None:
-        delay = backoff_seconds(entry.job.attempts, self._rand)
+        delay = self._backoff_s(entry.job.type, entry.job.attempts)
         self._settle(entry, Outcome("fail", entry.claimed, entry.job.type, error=error, backoff_s=delay,
                                     retryable=retryable))
 

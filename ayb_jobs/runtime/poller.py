@@ -8,6 +8,7 @@ notifications only cut latency.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -24,8 +25,9 @@ MIN_SLEEP_S = 0.02
 
 class Poller:
     def __init__(self, *, pool: Any, executor: Executor, metrics: Metrics, lease_s: float,
-                 poll_interval_s: float) -> None:
+                 poll_interval_s: float, queues: Sequence[str] | None = None) -> None:
         self._pool = pool
+        self._queues = None if queues is None else list(queues)  # None: every queue
         self._executor = executor
         self._metrics = metrics
         self._lease_s = lease_s
@@ -39,7 +41,7 @@ class Poller:
         if free <= 0:
             return 0
         jobs = await queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
-                                        worker_id=self._executor.worker_id)
+                                        worker_id=self._executor.worker_id, queues=self._queues)
         self._executor.start(jobs)
         return len(jobs)
 
