@@ -93,13 +93,16 @@ WITH RECURSIVE present AS (
     WHERE o.concurrency IS NULL OR sl.free > 0
     ORDER BY c.priority, c.run_at, c.id
     LIMIT $1
+), claimed AS (
+    UPDATE _ayb_jobs j
+    SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
+        attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
+    FROM picked
+    WHERE j.id = picked.id
+    RETURNING j.*
 )
-UPDATE _ayb_jobs j
-SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
-    attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
-FROM picked
-WHERE j.id = picked.id
-RETURNING j.*;
+-- In claim order, so a daemon starts the most urgent jobs first.
+SELECT * FROM claimed ORDER BY priority, run_at, id;
 
 -- name: seconds_until_next_job
 -- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle

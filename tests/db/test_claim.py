@@ -92,7 +92,7 @@ async def test_claim_query_uses_the_partial_claim_index(pool: asyncpg.Pool) -> N
         "INSERT INTO _ayb_jobs (type, state) SELECT 't', 'completed' FROM generate_series(1, 1000)")
     async with pool.acquire() as conn:
         await conn.execute("ANALYZE _ayb_jobs")
-        await conn.execute("PREPARE claim_plan(int, float8, text) AS " + SQL["claim_jobs"])
-        plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(10, 30, 'w')"))
+        await conn.execute("PREPARE claim_plan(int, float8, text, text[]) AS " + SQL["claim_jobs"])
+        plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(10, 30, 'w', NULL)"))
         await conn.execute("DEALLOCATE claim_plan")
-    assert "idx_ayb_jobs_claimable" in _index_names(plan), json.dumps(plan, indent=1)
+    assert "idx_ayb_jobs_queue_claim" in _index_names(plan), json.dumps(plan, indent=1)
