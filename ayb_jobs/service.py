@@ -196,8 +196,6 @@ class JobService:
             raise InvalidInput(f"offset must be 0 or more, got {offset}", field="offset")
         if search is not None and len(search) > MAX_SEARCH_LENGTH:
             raise InvalidInput(f"search text is limited to {MAX_SEARCH_LENGTH} characters", field="q")
-        if queue is not None:
-            check_queue_name(queue)
         timing = state if state in _TIMINGS else None
         where = queries.JobFilter(
             state=JobState.QUEUED if timing else state, job_type=job_type, timing=timing,
@@ -254,8 +252,7 @@ class JobService:
         if paused is not None and not isinstance(paused, bool):
             raise InvalidInput(f"paused must be true or false, got {paused!r}", field="paused")
         if paused is None and concurrency is None and not clear_concurrency:
-            raise InvalidInput("nothing to change: give paused and/or concurrency (null clears the limit)",
-                               field="body")
+            return await self._read_queue(self.pool, name)  # nothing to change (and nothing to audit)
         action = AuditAction.QUEUE_UPDATE
         if concurrency is None and not clear_concurrency and paused is not None:
             action = AuditAction.QUEUE_PAUSE if paused else AuditAction.QUEUE_RESUME

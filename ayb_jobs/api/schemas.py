@@ -161,6 +161,8 @@ class UpdateSchedule(_Request):
 
 
 class UpdateQueue(_Request):
+    """Absent (or null `paused`) leaves a setting as it is; an empty body just reads the queue."""
+
     paused: StrictBool | None = Field(None, description="A paused queue's jobs are not claimed; running "
                                                         "ones finish.")
     concurrency: Concurrency | None = Field(None, description="Global limit of running jobs; null clears it.")

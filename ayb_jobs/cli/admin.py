@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,9 +33,10 @@ def add_commands(
     subparsers action already adds them to every parser."""
     _add_jobs(subparsers, list(parents))
     _add_schedules(subparsers, list(parents))
-    from ayb_jobs.cli import ops  # audit list, workers list (imports this module's helpers)
+    from ayb_jobs.cli import ops, queues  # audit, workers, queues (they import this module's helpers)
 
     ops.add_commands(subparsers, list(parents))
+    queues.add_commands(subparsers, list(parents))
 
 
 def _leaf(
@@ -63,6 +65,7 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p = _leaf(sub, "list", parents, cmd_jobs_list, "list jobs, newest first")
     p.add_argument("--state", help="queued, running, completed, failed or canceled")
     p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--queue", metavar="NAME", help="only jobs of this queue")
     p.add_argument("--limit", metavar="N", help="at most N jobs (1-500, default 50)")
     p.add_argument("--offset", metavar="N", help="skip the first N jobs")
     _leaf(sub, "get", parents, cmd_jobs_get, "show one job").add_argument("id", metavar="ID")
@@ -72,12 +75,19 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("--run-at", metavar="ISO", help="not before this time, e.g. 2026-01-01T00:00:00Z")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
     p.add_argument("--idempotency-key", metavar="K", help="reject a second job with the same key")
+    _queue_fields(p, "the job type's queue, else default", "the job type's, else 0")
     _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
         "id", metavar="ID"
     )
     _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
     _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
     _leaf(sub, "types", parents, cmd_jobs_types, "the job types the daemon has handlers for")
+
+
+def _queue_fields(p: argparse.ArgumentParser, queue_default: str, priority_default: str) -> None:
+    p.add_argument("--queue", metavar="NAME", help=f"queue to run in (default: {queue_default})")
+    p.add_argument("--priority", metavar="N",
+                   help=f"-100 to 100, lower runs first (default: {priority_default})")
 
 
 def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False) -> None:
@@ -87,6 +97,7 @@ def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False)
     p.add_argument("--payload", metavar="JSON", help="a JSON object")
     p.add_argument("--enabled", metavar="true|false")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+    _queue_fields(p, "the job type's; 'none' hands it back to the type", "the job type's; 'none' likewise")
 
 
 def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -188,6 +199,19 @@ def parse_timezone(text: str | None) -> str | None:
     return text
 
 
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def parse_queue(text: str | None, flag: str = "--queue") -> str | None:
+    if text is not None and not QUEUE_NAME_RE.match(text):
+        raise InvalidInput(f"{flag} must be 1-100 of [A-Za-z0-9_.:-], got '{text}'")
+    return text
+
+
+def parse_priority(text: str | None) -> int | None:
+    return parse_int(text, "--priority", -100, 100)
+
+
 def parse_state(text: str | None) -> str | None:
     if text is not None and text not in set(JobState):
         raise InvalidInput(f"--state must be one of {', '.join(JobState)}, got '{text}'")
@@ -230,6 +254,8 @@ def _job_rows(jobs: list[dict[str, Any]]) -> str:
             j["id"],
             j["type"],
             j["state"],
+            j.get("queue", ""),
+            j.get("priority", ""),
             f"{j['attempts']}/{j['maxAttempts']}",
             j["runAt"],
             j["createdAt"],
@@ -237,7 +263,8 @@ def _job_rows(jobs: list[dict[str, Any]]) -> str:
         )
         for j in jobs
     ]
-    return table(("ID", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR"), rows)
+    headers = ("ID", "TYPE", "STATE", "QUEUE", "PRIO", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR")
+    return table(headers, rows)
 
 
 def _details(obj: dict[str, Any]) -> str:
@@ -267,6 +294,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     params = {
         "state": parse_state(args.state),
         "type": args.job_type,
+        "queue": parse_queue(args.queue),
         "limit": parse_int(args.limit, "--limit", 1, 500),
         "offset": parse_int(args.offset, "--offset", 0),
     }
@@ -286,9 +314,12 @@ def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
         "runAt": parse_time(args.run_at, "--run-at"),
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
         "idempotencyKey": args.idempotency_key,
+        "queue": parse_queue(args.queue),
+        "priority": parse_priority(args.priority),
     }
     data = _call(args, "POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
-    return _emit(args, data, lambda j: f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}")
+    return _emit(args, data, lambda j: f"enqueued job {j['id']} ({j['type']}) in queue {j['queue']} "
+                                       f"with priority {j['priority']}, runs at {j['runAt']}")
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
@@ -307,7 +338,12 @@ def cmd_jobs_stats(args: argparse.Namespace) -> int:
     def text(d: dict[str, Any]) -> str:
         age = d["oldestQueuedAgeSec"]
         rows = [(k, d[k]) for k in ("queued", "scheduled", "running", "completed", "failed", "canceled")]
-        return table(("STATE", "JOBS"), rows) + f"\noldest due job waiting: {_age(age)}"
+        text = table(("STATE", "JOBS"), rows) + f"\noldest due job waiting: {_age(age)}"
+        for title, counts in (("QUEUE", d.get("byQueue") or {}), ("TYPE", d.get("byType") or {})):
+            if counts:
+                live = [(name, c["queued"], c["scheduled"], c["running"]) for name, c in counts.items()]
+                text += "\n\n" + table((title, "QUEUED", "SCHEDULED", "RUNNING"), live)
+        return text
 
     return _emit(args, data, text)
 
@@ -346,13 +382,14 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
                 s["jobType"],
                 s["cronExpr"],
                 s["timezone"],
+                s.get("queue") or "(type's)",
                 "yes" if s["enabled"] else "no",
                 s.get("nextRunAt", "-"),
                 s.get("lastRunAt", "-"),
             )
             for s in d["items"]
         ]
-        headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN")
+        headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "QUEUE", "ENABLED", "NEXT RUN", "LAST RUN")
         return f"{table(headers, rows)}\n{d['count']} schedules"
 
     return _emit(args, data, text)
@@ -370,7 +407,13 @@ def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
         "enabled": parse_bool(args.enabled, "--enabled"),
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
     }
-    return {k: v for k, v in body.items() if v is not None}
+    body = {k: v for k, v in body.items() if v is not None}
+    # 'none' is an explicit null: the schedule's jobs follow the job type's policy again.
+    if args.queue is not None:
+        body["queue"] = None if args.queue == "none" else parse_queue(args.queue)
+    if args.priority is not None:
+        body["priority"] = None if args.priority == "none" else parse_priority(args.priority)
+    return body
 
 
 def cmd_schedules_create(args: argparse.Namespace) -> int:
@@ -383,7 +426,8 @@ def cmd_schedules_update(args: argparse.Namespace) -> int:
     body = _schedule_body(args)
     if not body:
         raise InvalidInput(
-            "nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts"
+            "nothing to update: pass --cron, --timezone, --payload, --enabled, --max-attempts, --queue or "
+            "--priority"
         )
     return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
 
