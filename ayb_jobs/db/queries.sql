@@ -53,11 +53,25 @@ SELECT pg_notify('ayb_jobs', '');
 -- name: claim_jobs
 -- Claim up to $1 due jobs from the queues this daemon works ($4; NULL = every queue), skipping
 -- paused queues and never going over a queue's global concurrency limit, in (priority, run_at, id)
--- order across those queues. The UPDATE starts the attempt and the lease.
+-- order across those queues, returned in that order. The UPDATE starts the attempt and the lease.
+--
+-- However deep the backlog, the plan reads only the rows it takes (a plan test on 300,000 queued
+-- rows in several queues checks it): the queues present are found by a skip scan (one index probe
+-- per queue), and each queue's first due jobs are read off idx_ayb_jobs_queue_claim in claim order
+-- under a LIMIT, with the row lock (SKIP LOCKED: concurrent claimers take disjoint sets) between
+-- that LIMIT and the index scan, so there is no sort under the lock, where it would have to sort
+-- every queued row. The merge of the queues' heads sorts at most (queues x $1) rows, above the locks.
+-- Rows locked there but not picked are only skipped by other claimers until this commits. As in
+-- the single-queue claim before it, the UPDATE finds the picked rows by primary key through an
+-- array, whose length the planner takes as small, so it cannot turn into a hash of the table.
+--
+-- The global limit: for limited queues only, _ayb_jobs_queue_slots takes a transaction-scoped
+-- advisory lock per queue and then counts the queue's running jobs on a snapshot taken after the
+-- lock (a VOLATILE function's own), so a second daemon waits until the first has committed the rows
+-- it set running and then counts them: two claimers can never both fill the same free slots (see
+-- migration 032). Unlimited queues take no lock and never wait.
 -- $1 limit, $2 lease seconds, $3 worker id, $4 queues (NULL = all)
 WITH RECURSIVE present AS (
-    -- The queues that have queued jobs, one index probe each (a skip scan over the leading column
-    -- of idx_ayb_jobs_queue_claim), so a deep backlog in one queue costs nothing here.
     (SELECT queue FROM _ayb_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
     UNION ALL
     SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
@@ -73,14 +87,9 @@ WITH RECURSIVE present AS (
     LEFT JOIN _ayb_job_queues s ON s.name = c.queue
     WHERE NOT coalesce(s.paused, false)
 ), slots AS MATERIALIZED (
-    -- Limited queues only: _ayb_jobs_queue_slots locks them and counts their running jobs on a
-    -- fresh snapshot, which is what keeps two claiming daemons under the limit (see migration 032).
     SELECT queue, free FROM _ayb_jobs_queue_slots(ARRAY(SELECT queue FROM open WHERE concurrency IS NOT NULL))
     WHERE EXISTS (SELECT 1 FROM open WHERE concurrency IS NOT NULL)
 ), picked AS MATERIALIZED (
-    -- Per queue, its first due jobs in claim order straight off the index (SKIP LOCKED lets
-    -- concurrent claimers take disjoint sets), at most its free slots; then the best $1 of those.
-    -- Rows locked here but not picked are only skipped by other claimers until this commits.
     SELECT c.id FROM open o
     LEFT JOIN slots sl ON sl.queue = o.queue
     CROSS JOIN LATERAL (
@@ -97,7 +106,7 @@ WITH RECURSIVE present AS (
     UPDATE _ayb_jobs j
     SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
         attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
-    FROM picked
+    FROM unnest(ARRAY(SELECT id FROM picked)) AS picked(id)
     WHERE j.id = picked.id
     RETURNING j.*
 )
@@ -105,9 +114,12 @@ WITH RECURSIVE present AS (
 SELECT * FROM claimed ORDER BY priority, run_at, id;
 
 -- name: seconds_until_next_job
--- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle
--- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later.
-SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs WHERE state = 'queued';
+-- How long until the earliest queued job that is not due yet falls due (NULL: none), so an idle
+-- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later. Jobs
+-- already due are left out: the poller just found it could not take them (another daemon holds
+-- them, or their queue is paused or at its limit), and waking for them would spin.
+SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs
+WHERE state = 'queued' AND run_at > now();
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and

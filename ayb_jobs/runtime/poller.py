@@ -1,6 +1,6 @@
 """The poller: claims as many due jobs as there are free worker slots, in one statement.
 
-It wakes on a NOTIFY (via `wake`), when a slot frees up after a full claim, or every
+It wakes on a NOTIFY (via `wake`), when one of its jobs ends (a slot frees up), or every
 poll_interval_ms; while claims come back full it polls again at once. Polling alone is correct;
 notifications only cut latency.
 """
@@ -56,6 +56,10 @@ class Poller:
                     await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
                 continue
             self.wake.clear()
+            # A job of ours that ends after this claim wakes the idle wait below: with a queue at its
+            # concurrency limit (or paused, or another daemon's), a finished job can free the slot the
+            # next job of that queue waits for, and nothing else would say so before the poll interval.
+            self._executor.slot_freed.clear()
             asked = self._executor.free_slots()
             try:
                 got = await self.run_once()
@@ -68,7 +72,8 @@ class Poller:
             maybe_more = got >= asked
             if maybe_more:
                 continue
-            await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
+            idle_s = await self._idle_sleep_s()
+            await wait_any(self.stop, self.wake, self._executor.slot_freed, timeout=idle_s)
 
     async def _idle_sleep_s(self) -> float:
         """The poll interval, or less when a queued job (a retry, a delayed job) falls due sooner."""
