@@ -103,7 +103,8 @@ function auditRow(e) {
     cell("At", timeEl(e.at)),
     cell("Action", h("span", { class: "mono" }, e.action)),
     cell("Target", targetCell(e)),
-    cell("Actor", e.actor ? h("span", { class: "mono" }, e.actor) : h("span", { class: "muted" }, "daemon")),
+    cell("Actor", e.actor ? h("span", { class: "mono" }, e.actor)
+      : h("span", { class: "muted", title: "Made outside an admin request" }, "—")),
     cell("From", e.remoteAddr ? clip(e.remoteAddr, { cls: "mono" }) : h("span", { class: "muted" }, "—")),
     cell("Detail", detailText(e.detail)));
 }

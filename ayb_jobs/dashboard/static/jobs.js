@@ -241,7 +241,9 @@ const ROWS = {
   running: (job) => h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("Type", clip(job.type, { cls: "mono" })),
     cell("ID", idLink(job)),
-    cell("Worker", clip(job.workerId || "—", { cls: "mono" })),
+    cell("Worker", job.workerId
+      ? h("a", { href: "#/workers", title: "All workers" }, clip(job.workerId, { cls: "mono" }))
+      : h("span", { class: "muted" }, "—")),
     cell("Started", timeEl(job.lastRunAt)),
     cell("Elapsed", h("span", { class: "elapsed" }, job.lastRunAt ? fmtDuration(-secondsUntil(job.lastRunAt)) : "—")),
     cell("Attempt", `${job.attempts} / ${job.maxAttempts}`),
