@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { pushViewState } from "./router.js";
-import { cell, clip, h, keepFocus, pager, table, timeEl, toastError, truncate } from "./ui.js";
+import { cell, clip, h, keepFocus, pager, shortId, table, timeEl, toastError, truncate } from "./ui.js";
 import { beginView, markUpdated, mount, setRefresh } from "./view.js";
 
 export const PAGE_SIZE = 50;
@@ -86,10 +86,13 @@ export function renderAudit({ params }) {
 function targetCell(e) {
   if (!e.target) return h("span", { class: "muted" }, "—");
   const [kind, verb] = e.action.split(".", 2);
-  const text = h("span", { class: "mono" }, e.target);
-  if (kind === "job") return h("a", { href: `#/jobs/${e.target}`, title: e.target }, text);
-  if (kind === "schedule" && verb !== "delete") return h("a", { href: `#/schedules/${e.target}`, title: e.target }, text);
-  return text;
+  const label = `${kind === "job" ? "Job" : "Schedule"} ${e.target}`;
+  const text = h("span", { class: "mono" }, shortId(e.target));
+  if (kind === "job") return h("a", { href: `#/jobs/${e.target}`, title: e.target, "aria-label": label }, text);
+  if (kind === "schedule" && verb !== "delete") {
+    return h("a", { href: `#/schedules/${e.target}`, title: e.target, "aria-label": label }, text);
+  }
+  return h("span", { class: "mono", title: e.target }, shortId(e.target));
 }
 
 function detailText(detail) {
