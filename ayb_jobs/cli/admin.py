@@ -1,4 +1,4 @@
-"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (SPEC §9).
+"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (docs/admin-api.md).
 
 Every argument is checked here before any request (bad UUID, JSON, cron, number → InvalidInput, exit 2);
 the server's errors are printed with its message (exit 1). Numbers are parsed by hand rather than by
