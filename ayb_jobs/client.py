@@ -37,6 +37,9 @@ def _check(job: NewJob) -> None:
         raise InvalidInput("max_attempts must be between 1 and 100", field="max_attempts")
     if job.run_at is not None and job.run_at.tzinfo is None:
         raise InvalidInput("run_at must be timezone-aware", field="run_at")
+    for name, key in (("idempotency_key", job.idempotency_key), ("unique_key", job.unique_key)):
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= 255):
+            raise InvalidInput(f"{name} must be a string of 1-255 characters", field=name)
 
 
 async def _discard_if_in_transaction(conn: asyncpg.Connection) -> None:
@@ -78,9 +81,13 @@ class Client:
 
     async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                       run_at: datetime | None = None, max_attempts: int | None = None,
-                      idempotency_key: str | None = None, conn: asyncpg.Connection | None = None) -> Job:
+                      idempotency_key: str | None = None, unique_key: str | None = None,
+                      conn: asyncpg.Connection | None = None) -> Job:
+        """A new job; with `unique_key` held by a queued or running job, that job instead (with
+        `deduplicated=True`). A taken `idempotency_key` raises DuplicateJob."""
         [job] = await self.enqueue_many(
-            [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)], conn=conn)
+            [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key,
+                    unique_key=unique_key)], conn=conn)
         return job
 
     async def enqueue_many(self, jobs: Iterable[NewJob], *, conn: asyncpg.Connection | None = None,
