@@ -28,7 +28,8 @@ __all__ = ["Client", "DuplicateJob", "NewJob"]
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def _check(job: NewJob) -> None:
+def check_new_job(job: NewJob) -> None:
+    """What the client can check without a daemon: the type's form, the payload, the bounds."""
     if not isinstance(job.type, str) or not TYPE_NAME.match(job.type):
         raise InvalidInput(f"invalid job type {job.type!r}: use 1-100 of [A-Za-z0-9_.:-]", field="type")
     if not isinstance(job.payload, dict):
@@ -95,7 +96,7 @@ class Client:
         """Insert all jobs with one statement. With `conn`, inside the caller's transaction."""
         batch = list(jobs)
         for job in batch:
-            _check(job)
+            check_new_job(job)
         if conn is not None:
             # NOTIFY inside the caller's transaction is delivered at its commit, never before.
             return await queries.enqueue_jobs(conn, batch, default_max_attempts=self._default_max_attempts,
