@@ -8,7 +8,9 @@ ends decides the outcome:
 - exceeds jobs.job_timeout_s   -> fail "timed out after Ns"
 - cancelled by shutdown        -> release (queued again, attempt not counted)
 - cancelled after a lost lease -> nothing is written (another worker owns the job now)
-- loses our database connection-> release: not the handler's failure
+- raises because our database   -> release after a backoff, attempt not counted: not the handler's
+  failed under it                  failure (decided by runtime/dbwatch.py from our pool's state and a
+                                   probe, not from the exception's class)
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
-import asyncpg
 import structlog
 
 from ayb_jobs.backoff import backoff_seconds
@@ -30,20 +31,13 @@ from ayb_jobs.errors import InvalidPayload
 from ayb_jobs.handlers import JobContext, Registry
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.models import Job
+from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter
 
 MAX_ERROR_BYTES = 4096
 StopReason = Literal["shutdown", "lease_lost"]
 
 log = structlog.get_logger("ayb_jobs.executor")
-
-# asyncpg errors that mean our own connection to Postgres went away mid-job. InternalClientError
-# ("cannot switch to state 15; another operation (2) is in progress") is what a pooled connection
-# killed by a server restart raises when it is handed out before asyncpg noticed the close.
-# Not the handler's failure: the job is released uncounted, after a backoff, so a handler that
-# raises these for its own reasons slows down instead of spinning.
-_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-                    asyncpg.AdminShutdownError, asyncpg.InternalClientError)
 
 
 def truncate_error(text: str) -> str:
@@ -70,8 +64,9 @@ class Running:
 class Executor:
     def __init__(self, *, pool: Any, registry: Registry, writer: OutcomeWriter, metrics: Metrics,
                  worker_id: str, concurrency: int, job_timeout_s: float,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, watch: DatabaseWatch | None = None) -> None:
         self._pool = pool
+        self._watch = watch or DatabaseWatch()
         self._registry = registry
         self._writer = writer
         self._metrics = metrics
@@ -119,34 +114,44 @@ class Executor:
                 "worker_id": self.worker_id}
 
     async def _run(self, entry: Running) -> None:
-        job = entry.job
-        job_type = self._registry.get(job.type)
+        job_type = self._registry.get(entry.job.type)
         if job_type is None:
-            self._fail(entry, f"no handler registered for job type '{job.type}'", retryable=True)
+            self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)
             return
-        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
-                         self._log.bind(**self._fields(entry)))
         try:
-            async with asyncio.timeout(self._job_timeout_s) as deadline:
-                result = await job_type.handler(job.payload, ctx)
-        except asyncio.CancelledError:
+            await self._attempt(entry, job_type.handler)
+        except asyncio.CancelledError:  # also while judging an error (the probe awaits)
             self._after_cancel(entry)
             raise
+
+    async def _attempt(self, entry: Running, handler: Any) -> None:
+        job = entry.job
+        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
+                         self._log.bind(**self._fields(entry)))
+        faults_before = self._watch.faults
+        try:
+            async with asyncio.timeout(self._job_timeout_s) as deadline:
+                result = await handler(job.payload, ctx)
         except TimeoutError as exc:
             if deadline.expired():
                 self._timed_out(entry)
             else:
-                self._fail(entry, describe(exc))
+                await self._raised(entry, exc, faults_before)
         except InvalidPayload as exc:
             self._fail(entry, describe(exc), retryable=False)
-        except _CONNECTION_LOST as exc:
-            error = truncate_error(f"database connection lost during the job: {describe(exc)}")
-            self._settle(entry, Outcome("release", entry.claimed, job.type, error=error,
-                                        backoff_s=backoff_seconds(job.attempts, self._rand)))
         except Exception as exc:
-            self._fail(entry, describe(exc))
+            await self._raised(entry, exc, faults_before)
         else:
             self._complete(entry, result)
+
+    async def _raised(self, entry: Running, exc: Exception, faults_before: int) -> None:
+        """The handler raised: its failure, unless our own database failed under it."""
+        if connection_like(exc) and await self._watch.fault_since(self._pool, faults_before):
+            error = truncate_error(f"our database connection failed during the job: {describe(exc)}")
+            self._settle(entry, Outcome("release", entry.claimed, entry.job.type, error=error,
+                                        backoff_s=backoff_seconds(entry.job.attempts, self._rand)))
+        else:
+            self._fail(entry, describe(exc))
 
     def _after_cancel(self, entry: Running) -> None:
         if entry.stop_reason == "lease_lost":
