@@ -96,6 +96,7 @@ class Metrics:
     def __init__(self) -> None:
         self._jobs: dict[str, defaultdict[str, int]] = {name: defaultdict(int) for name in _JOB_COUNTERS}
         self._schedule_fires: defaultdict[str, int] = defaultdict(int)
+        self._schedule_decisions: defaultdict[str, int] = defaultdict(int)
         self._db_errors: defaultdict[str, int] = defaultdict(int)
         self._durations: defaultdict[str, _Histogram] = defaultdict(_Histogram)
         self._in_flight = 0
@@ -136,6 +137,9 @@ class Metrics:
     def schedule_fired(self, schedule_name: str) -> None:
         self._schedule_fires[schedule_name] += 1
 
+    def schedule_decided(self, outcome: str) -> None:
+        self._schedule_decisions[outcome] += 1
+
     def db_error(self, component: str) -> None:
         self._db_errors[component] += 1
 
@@ -160,6 +164,13 @@ class Metrics:
             "counter",
             "Jobs enqueued by schedules.",
             [({"schedule": s}, v) for s, v in sorted(self._schedule_fires.items())],
+        )
+        _family(
+            out,
+            "ayb_jobs_schedule_decisions_total",
+            "counter",
+            "Schedule slots decided by this daemon, by outcome (enqueued, skipped_overlap, skipped_misfire).",
+            [({"outcome": o}, v) for o, v in sorted(self._schedule_decisions.items())],
         )
         _family(
             out,
