@@ -3,7 +3,7 @@
 A job holds its slot from claim until its outcome is written (see outcomes.py). How a handler
 ends decides the outcome:
 - returns                      -> complete
-- raises InvalidPayload        -> fail, no retry
+- raises InvalidPayload        -> fail, no retry (also when the stored payload cannot be decoded)
 - raises another Exception     -> fail, retried with backoff while attempts remain
 - exceeds jobs.job_timeout_s   -> fail "timed out after Ns"
 - cancelled by shutdown        -> release (queued again, attempt not counted)
@@ -117,6 +117,9 @@ class Executor:
         job_type = self._registry.get(entry.job.type)
         if job_type is None:
             self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)
+            return
+        if entry.job.payload_error is not None:  # no retry can make the stored payload readable
+            self._fail(entry, f"{entry.job.payload_error}; the job cannot run", retryable=False)
             return
         try:
             await self._attempt(entry, job_type.handler)
