@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 import asyncpg
 from db_helpers import add_job, add_jobs, db_now
 
 from ayb_jobs.db import queries
-from ayb_jobs.db.sql import SQL
 from ayb_jobs.models import JobState
 
 
@@ -72,27 +70,3 @@ async def test_four_concurrent_claimers_drain_2000_jobs_without_duplicates(pool:
     assert len(every) == len(set(every)) == 2000
     assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'queued'") == 0
     assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE attempts <> 1") == 0
-
-
-def _index_names(plan: object) -> set[str]:
-    if isinstance(plan, dict):
-        names = {plan["Index Name"]} if "Index Name" in plan else set()
-        return names.union(*(_index_names(v) for v in plan.values()))
-    if isinstance(plan, list):
-        return set().union(*(_index_names(v) for v in plan))
-    return set()
-
-
-async def test_claim_query_uses_the_partial_claim_index(pool: asyncpg.Pool) -> None:
-    await pool.execute(
-        "INSERT INTO _ayb_jobs (type, run_at) "
-        "SELECT 't', now() - make_interval(secs => i) FROM generate_series(1, 100000) i"
-    )
-    await pool.execute(
-        "INSERT INTO _ayb_jobs (type, state) SELECT 't', 'completed' FROM generate_series(1, 1000)")
-    async with pool.acquire() as conn:
-        await conn.execute("ANALYZE _ayb_jobs")
-        await conn.execute("PREPARE claim_plan(int, float8, text) AS " + SQL["claim_jobs"])
-        plan = json.loads(await conn.fetchval("EXPLAIN (FORMAT JSON) EXECUTE claim_plan(10, 30, 'w')"))
-        await conn.execute("DEALLOCATE claim_plan")
-    assert "idx_ayb_jobs_claimable" in _index_names(plan), json.dumps(plan, indent=1)

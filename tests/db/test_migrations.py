@@ -91,9 +91,9 @@ async def _indexdef(pool: asyncpg.Pool, name: str) -> str:
     return found
 
 
-async def test_claim_index_is_partial_on_queued(pool: asyncpg.Pool) -> None:
+async def test_claim_index_is_partial_on_queued_in_claim_order(pool: asyncpg.Pool) -> None:
     d = await _indexdef(pool, "idx_ayb_jobs_claimable")
-    assert "ON public._ayb_jobs" in d and "(state, run_at)" in d
+    assert "ON public._ayb_jobs" in d and "(run_at, id)" in d
     assert "WHERE ((state)::text = 'queued'::text)" in d
 
 
