@@ -75,6 +75,8 @@ class Job:
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Set when the stored payload cannot be used (see decode_payload); the job then fails alone.
     payload_error: str | None = None
+    # Incremented by every claim and never reset: with the worker id, the fence of one claim.
+    claim_seq: int = 0
 
     @classmethod
     def from_record(cls, r: Any) -> Job:
@@ -87,7 +89,7 @@ class Job:
             idempotency_key=r["idempotency_key"], schedule_id=r["schedule_id"],
             completed_at=r["completed_at"], canceled_at=r["canceled_at"],
             errors=decode_json(r["errors"]) if "errors" in r.keys() else [],
-            payload_error=payload_error,
+            payload_error=payload_error, claim_seq=r.get("claim_seq", 0),
         )
 
     def to_api(self) -> dict[str, Any]:
