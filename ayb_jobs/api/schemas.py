@@ -261,6 +261,10 @@ class JobOut(BaseModel):
     errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
     queue: str
     priority: int = Field(description="Lower runs first.")
+    payloadError: str | None = Field(None, description=(
+        "Set when the stored payload cannot be read (e.g. written by plain SQL with a number of "
+        "thousands of digits, nesting thousands deep, or not an object); `payload` is then `{}` "
+        "and the job fails without running."))
 
 
 class EnqueuedJobOut(JobOut):
