@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DaemonProcess, poll_until
+from e2e_harness import DaemonProcess, poll_until
 
 from ayb_jobs.client import Client
 from ayb_jobs.models import NewJob
