@@ -137,8 +137,8 @@ def _check_bulk(action: str, where: BulkFilter) -> None:
     if action not in BULK_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}; got '{action}'", field="action")
     if where.is_empty():
-        raise InvalidInput("filter must set at least one of state, type, ids, errorContains, createdBefore "
-                           "(a bulk action never applies to every job)", field="filter")
+        raise InvalidInput("filter must set at least one of state, type, queue, ids, errorContains, "
+                           "createdBefore (a bulk action never applies to every job)", field="filter")
     if where.state is not None and where.state not in set(JobState):
         raise InvalidInput(f"filter.state must be one of {', '.join(JobState)}; got '{where.state}'",
                            field="filter.state")

@@ -279,6 +279,7 @@ async def bulk_jobs(service: Service, request: Request) -> JSONResponse:
     f = body.filter
     where = BulkFilter(
         state=f.state, job_type=f.type, error_contains=f.errorContains, created_before=f.createdBefore,
+        queue=f.queue,
         ids=[_uuid(i, "job") for i in f.ids] if f.ids is not None else None,
     )
     result = await service.bulk(body.action, where, dry_run=body.dryRun)

@@ -159,6 +159,7 @@ class BulkFilterIn(_Request):
     state: Annotated[_text(20), Field(description="Only jobs in this state.",
                                       json_schema_extra={"enum": [str(x) for x in JobState]})] = None
     type: Annotated[TypeName, Field(description="Only jobs of this exact type.")] = None
+    queue: Annotated[QueueName, Field(description="Only jobs of this queue.")] = None
     ids: Annotated[list[_text(36)], Field(min_length=1, max_length=10_000, description="Only these jobs.",
                                           json_schema_extra={"items": {"type": "string",
                                                                        "format": "uuid"}})] = None

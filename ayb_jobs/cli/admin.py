@@ -89,6 +89,7 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("action", metavar="ACTION", help="retry, cancel or delete")
     p.add_argument("--state", help="only jobs in this state")
     p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--queue", metavar="NAME", help="only jobs of this queue")
     p.add_argument("--ids", metavar="ID,ID,...", help="only these jobs (comma-separated UUIDs)")
     p.add_argument("--error-contains", metavar="TEXT", help="only jobs whose last error contains TEXT")
     p.add_argument("--created-before", metavar="ISO", help="only jobs created before this time")
@@ -377,14 +378,15 @@ def cmd_jobs_bulk(args: argparse.Namespace) -> int:
     where = {
         "state": parse_state(args.state),
         "type": args.job_type,
+        "queue": parse_queue(args.queue),
         "ids": ids,
         "errorContains": args.error_contains,
         "createdBefore": parse_time(args.created_before, "--created-before"),
     }
     where = {k: v for k, v in where.items() if v is not None}
     if not where:
-        raise InvalidInput("give at least one filter: --state, --type, --ids, --error-contains or "
-                           "--created-before (a bulk action never applies to every job)")
+        raise InvalidInput("give at least one filter: --state, --type, --queue, --ids, --error-contains "
+                           "or --created-before (a bulk action never applies to every job)")
     data = _call(args, "POST", "/jobs/bulk", body={"action": args.action, "filter": where,
                                                    "dryRun": args.dry_run})
     verb = {"retry": "retried", "cancel": "canceled", "delete": "deleted"}[args.action]

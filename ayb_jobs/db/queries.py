@@ -410,10 +410,11 @@ class BulkFilter:
     ids: list[UUID] | None = None
     error_contains: str | None = None
     created_before: datetime | None = None
+    queue: str | None = None
 
     def is_empty(self) -> bool:
         return all(v is None for v in (self.state, self.job_type, self.ids, self.error_contains,
-                                       self.created_before))
+                                       self.created_before, self.queue))
 
 
 def like_pattern(text: str) -> str:
@@ -427,7 +428,7 @@ async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tup
     pattern = like_pattern(where.error_contains) if where.error_contains is not None else None
     async with translating():
         rows = await db.fetch(SQL["bulk_match"], where.state, where.job_type, where.ids, pattern,
-                              where.created_before, limit)
+                              where.created_before, limit, where.queue)
     return [(r["id"], r["state"]) for r in rows]
 
 

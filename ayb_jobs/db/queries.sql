@@ -242,11 +242,11 @@ RETURNING id, type, state;
 -- What an admin bulk action's filter matches (NULL = any), at most $6 rows, with their states:
 -- the caller refuses a filter broader than its bound before it changes anything, and applies the
 -- action's state rule to these ids (re-checked under the row locks by the bulk statements below).
--- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit
+-- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit, $7 queue
 SELECT id, state FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) AND ($4::text IS NULL OR last_error ILIKE $4)
-  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($5::timestamptz IS NULL OR created_at < $5) AND ($7::text IS NULL OR queue = $7)
 LIMIT $6;
 
 -- name: bulk_retry

@@ -204,7 +204,7 @@ class Daemon:
         self.spawn("heartbeat", self.heartbeat.run())
         self.spawn("maintenance", self.maintenance.run())
         self.presence = WorkerPresence(pool=self.pool, worker_id=self.worker_id, types=self.registry.names(),
-                                       concurrency=jobs.worker_concurrency, queues=jobs.queues,
+                                       concurrency=jobs.worker_concurrency, queues=jobs.claim_queues or (),
                                        running=lambda: self.executor.running,
                                        on_db_error=lambda: self.metrics.db_error("workers"))
         self.spawn("workers", self.presence.run())
