@@ -313,6 +313,20 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimRow:
+    state: JobState
+    claim_seq: int
+    last_error: str | None
+
+
+async def claim_rows(db: Executor, ids: Sequence[UUID], *,
+                     timeout: float | None = None) -> dict[UUID, ClaimRow]:
+    async with translating():
+        rows = await db.fetch(SQL["claim_rows"], list(ids), timeout=timeout)
+    return {r["id"]: ClaimRow(JobState(r["state"]), r["claim_seq"], r["last_error"]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
 class Recovered:
     id: UUID
     type: str

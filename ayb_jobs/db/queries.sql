@@ -135,6 +135,12 @@ FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, re
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
 
+-- name: claim_rows
+-- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
+-- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
+-- claim (claim_seq moved on, or the lease recovered). $1 ids
+SELECT id, state, claim_seq, last_error FROM _ayb_jobs WHERE id = ANY($1::uuid[]);
+
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
 -- or to failed when their attempts are used up, so a job that kills its worker cannot loop.

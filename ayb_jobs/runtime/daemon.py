@@ -186,7 +186,7 @@ class Daemon:
         self.executor = Executor(pool=self.pool, registry=self.registry, writer=self.writer,
                                  metrics=self.metrics, worker_id=self.worker_id,
                                  concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s,
-                                 watch=self.watch)
+                                 watch=self.watch, lease_s=jobs.lease_duration_s)
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
                              lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,
