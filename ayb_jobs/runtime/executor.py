@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -96,6 +97,8 @@ class Executor:
         # A concrete logger for the per-job hot path (the module's lazy proxy rebinds on every call).
         self._log = log.bind()
         self.running: dict[Claimed, Running] = {}
+        # How outcomes settled, for the drain's report (and anyone counting).
+        self.settled: Counter[Settled] = Counter()
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -238,6 +241,7 @@ class Executor:
         duration = time.monotonic() - entry.started
 
         def settled(how: Settled) -> None:
+            self.settled[how] += 1
             self._report(entry, outcome, how, duration, result)
             self._free(entry)
 

@@ -91,6 +91,10 @@ class OutcomeWriter:
     def backlog(self) -> int:
         return len(self._pending)
 
+    def unwritten(self) -> list[Outcome]:
+        """The outcomes not written yet (after a stop: those that never will be)."""
+        return list(self._pending)
+
     async def run(self) -> None:
         """Write outcomes until close() is called and nothing is pending."""
         delay = 0.05
