@@ -97,5 +97,6 @@ async def test_a_retried_outcome_whose_first_try_committed_is_reported_as_writte
         await poll(lambda: asyncio.sleep(0, rt.metrics._db_errors["outcomes"] > 0),
                    what="the write timed out")
         rt.proxy.thaw()
-        await poll(lambda: asyncio.sleep(0, rt.counted("completed", "quick") == 2), what="completion reported")
+        await poll(lambda: asyncio.sleep(0, rt.counted("completed", "quick") == 2),
+                   what="completion reported")
         assert rt.counted("lease_lost", "quick") == 0
