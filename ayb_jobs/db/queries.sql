@@ -377,7 +377,7 @@ WITH batch AS (
         SELECT 1 FROM _ayb_jobs j
         WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
 ), decided AS MATERIALIZED (
-    SELECT d.sid, d.slot,
+    SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
                 WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
@@ -390,11 +390,12 @@ WITH batch AS (
     ON CONFLICT (schedule_id, slot_at) DO NOTHING
     RETURNING schedule_id, slot_at, job_id, outcome
 ), ins AS (
+    -- Only the jobs whose decision row went in. The ids are compared as one array (built once)
+    -- rather than joined: the planner cannot know the CTEs' sizes and would pick a nested loop.
     INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
-    SELECT fired.job_id, adv.job_type, adv.payload, adv.max_attempts, adv.id
-    FROM fired JOIN adv ON adv.id = fired.schedule_id
-    WHERE fired.outcome = 'enqueued'
-    ORDER BY fired.slot_at
+    SELECT job_id, job_type, payload, max_attempts, sid FROM decided
+    WHERE job_id = ANY(ARRAY(SELECT job_id FROM fired WHERE job_id IS NOT NULL))
+    ORDER BY slot
     RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
