@@ -3,6 +3,13 @@
 The daemon calls the recording methods from its single event loop; `render()` reads them together
 with a queue snapshot (`JobStats`, or None when the database did not answer, in which case only the
 process's own counters are written).
+
+Why not prometheus_client (0.26 checked): it writes bucket bounds as `le="1.0"` where this writes
+`le="1"`, and Prometheus 2 keys series by that text, so every histogram series would change name on
+upgrade; it adds a `_created` series per counter unless a process-global switch turns them off; and
+the queue gauges (read from the database, absent when it does not answer) and the health checks'
+lines would still need custom collectors. What it would bring (OpenMetrics, exemplars, a
+multi-process mode) is worth the switch once a multi-process mode exists.
 """
 
 from __future__ import annotations

@@ -55,6 +55,13 @@ class Job:
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    unique_key: str | None = None
+    snoozes: int = 0
+    result: Any = None
+    cancel_requested_at: datetime | None = None
+    # Set only on what an enqueue returns: True when a job holding the unique key was already
+    # queued or running, and this is that job (nothing was inserted).
+    deduplicated: bool = False
 
     @classmethod
     def from_record(cls, r: Any) -> Job:
@@ -66,6 +73,8 @@ class Job:
             idempotency_key=r["idempotency_key"], schedule_id=r["schedule_id"],
             completed_at=r["completed_at"], canceled_at=r["canceled_at"],
             errors=decode_json(r["errors"]) if "errors" in r.keys() else [],
+            unique_key=r.get("unique_key"), snoozes=r.get("snoozes") or 0,
+            result=decode_json(r.get("result")), cancel_requested_at=r.get("cancel_requested_at"),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -79,8 +88,11 @@ class Job:
             "lastRunAt": iso(self.last_run_at), "idempotencyKey": self.idempotency_key,
             "scheduleId": str(self.schedule_id) if self.schedule_id else None,
             "completedAt": iso(self.completed_at), "canceledAt": iso(self.canceled_at),
+            "uniqueKey": self.unique_key, "cancelRequestedAt": iso(self.cancel_requested_at),
+            "result": self.result,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
+        out["snoozes"] = self.snoozes
         out["errors"] = self.errors
         return out
 
@@ -156,3 +168,4 @@ class NewJob:
     max_attempts: int | None = None
     idempotency_key: str | None = None
     schedule_id: UUID | None = None
+    unique_key: str | None = None

@@ -519,3 +519,40 @@ def test_local_commands_have_a_description_and_only_the_flags_that_apply(
         assert flag in usage
     for flag in does_not_apply:
         assert flag not in result.stdout
+
+
+# --- unique keys, delete, bulk -----------------------------------------------------------------------
+
+
+def test_enqueue_with_a_unique_key_twice_says_the_second_is_the_existing_job(cli) -> None:
+    key = f"u-{uuid.uuid4().hex}"
+    first = as_json(cli("jobs", "enqueue", "job_prune", "--unique-key", key, "--json"))
+    again = cli("jobs", "enqueue", "job_prune", "--unique-key", key)
+    assert again.stdout.strip() == (f"job {first['id']} (job_prune) holding unique key '{key}' is already "
+                                    "queued; nothing enqueued")
+    assert as_json(cli("jobs", "enqueue", "job_prune", "--unique-key", key, "--json"))["deduplicated"] is True
+
+
+def test_jobs_delete_and_bulk_with_dry_run(cli) -> None:
+    job = as_json(cli("jobs", "enqueue", "expired_oauth_cleanup", "--json"))
+    refused = cli("jobs", "delete", job["id"], ok=False)
+    assert refused.returncode == 1 and "is queued: only completed, failed or canceled jobs can be deleted" \
+        in refused.stderr
+    dry = cli("jobs", "bulk", "cancel", "--ids", job["id"], "--dry-run")
+    assert dry.stdout.strip() == "dry run: 1 jobs match, 1 would be canceled; nothing changed"
+    assert as_json(cli("jobs", "get", job["id"], "--json"))["state"] == "queued"
+    assert as_json(cli("jobs", "bulk", "cancel", "--ids", job["id"], "--json")) == \
+        {"matched": 1, "changed": 1, "dryRun": False}
+    assert cli("jobs", "delete", job["id"]).stdout.strip() == f"deleted job {job['id']}"
+    assert cli("jobs", "get", job["id"], ok=False).returncode == 1
+
+
+def test_jobs_bulk_bad_input_exits_2_before_any_request(server, cli) -> None:
+    before = server.requests
+    for args, message in ((("jobs", "bulk", "explode", "--state", "failed"), "ACTION must be one of"),
+                          (("jobs", "bulk", "retry"), "give at least one filter"),
+                          (("jobs", "bulk", "retry", "--ids", "nope"), "invalid job id 'nope'"),
+                          (("jobs", "delete", "nope"), "invalid job id 'nope'")):
+        result = cli(*args, ok=False)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert server.requests == before

@@ -132,7 +132,35 @@ class EnqueueJob(_Request):
     payload: Payload | None = None
     runAt: RunAt | None = None
     maxAttempts: MaxAttempts | None = None
-    idempotencyKey: _text(255) | None = None
+    idempotencyKey: Annotated[_text(255) | None, Field(
+        description="Unique forever: a second job with this key is refused (409).")] = None
+    uniqueKey: Annotated[_text(255) | None, Field(
+        description="Unique while active: if a job with this key is queued or running, that job is "
+                    "returned (200, `deduplicated: true`) and nothing is inserted.")] = None
+
+
+class BulkFilterIn(_Request):
+    """At least one field must be set. Fields are not nullable: leave one out to not filter on it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
+
+    state: Annotated[_text(20), Field(description="Only jobs in this state.",
+                                      json_schema_extra={"enum": [str(x) for x in JobState]})] = None
+    type: Annotated[TypeName, Field(description="Only jobs of this exact type.")] = None
+    ids: Annotated[list[_text(36)], Field(min_length=1, max_length=10_000, description="Only these jobs.",
+                                          json_schema_extra={"items": {"type": "string",
+                                                                       "format": "uuid"}})] = None
+    errorContains: Annotated[_text(200), Field(
+        description="Only jobs whose last error contains this text (case-insensitive).")] = None
+    createdBefore: Annotated[Time, Field(description="Only jobs created before this time.")] = None
+
+
+class BulkAction(_Request):
+    action: Annotated[StrictStr, Field(json_schema_extra={"enum": ["retry", "cancel", "delete"]},
+                                       description="What to do to every matching job; the single "
+                                                   "action's state rule decides which ones change.")]
+    filter: BulkFilterIn
+    dryRun: Annotated[StrictBool, Field(description="Count, change nothing.")] = False
 
 
 class CreateSchedule(_Request):
@@ -199,7 +227,20 @@ class JobOut(BaseModel):
     scheduleId: Uuid | None = None
     completedAt: IsoTime | None = None
     canceledAt: IsoTime | None = None
+    uniqueKey: str | None = None
+    cancelRequestedAt: IsoTime | None = Field(
+        None, description="An operator asked to cancel this running job; it ends `canceled`.")
+    snoozes: int = Field(0, description="Times the handler asked to run later (not counted as attempts).")
+    result: Any = Field(None, description=(
+        "The handler's return value as JSON, when it returned one; a return value over 64 KiB is "
+        'stored as {"truncated": true, "bytes": N}.'))
     errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
+
+
+class EnqueuedJobOut(JobOut):
+    deduplicated: bool | None = Field(None, description=(
+        "Present (true) when a job with the same uniqueKey was already queued or running: this is "
+        "that job (status 200) and nothing was inserted. Absent for a new job (status 201)."))
 
 
 class JobList(BaseModel):
@@ -222,6 +263,13 @@ class JobStatsOut(BaseModel):
     canceled: int = Field(description=_COUNT)
     scheduled: int = Field(description="Queued jobs whose runAt is in the future (exact up to 1,000).")
     oldestQueuedAgeSec: float = Field(ge=0, description="Age of the oldest due queued job (0 if none).")
+
+
+class BulkResultOut(BaseModel):
+    matched: int = Field(description="Jobs the filter matched (at most 10,000).")
+    changed: int = Field(description="Jobs the action changed; with dryRun, the jobs it would change by "
+                                     "their current state.")
+    dryRun: bool
 
 
 class JobTypeOut(BaseModel):

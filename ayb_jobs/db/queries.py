@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
@@ -60,6 +60,9 @@ async def translating() -> AsyncIterator[None]:
 def _unique_message(exc: asyncpg.UniqueViolationError) -> str:
     if exc.constraint_name == "_ayb_job_schedules_name_key":
         return "a schedule with this name already exists; choose another name"
+    if exc.constraint_name == "idx_ayb_jobs_unique_active":
+        return ("another job with the same unique key is already queued or running; "
+                "wait for it to finish or cancel it first")
     return f"duplicate value violates {exc.constraint_name}: {exc.detail or exc}"
 
 
@@ -82,11 +85,13 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
 
     With a pool (not a caller's transaction), a batch with a duplicate inserts nothing: a batch
     with idempotency keys runs in its own transaction, so the exception rolls it back; one
-    without keys cannot conflict and is a single statement (its own transaction, one round trip).
+    without them cannot fail that way and is a single statement (its own transaction, one round
+    trip). A job whose unique key is held by a queued or running job is not inserted: that job is
+    returned in its place, with `deduplicated` set.
     """
     if not jobs:
         return []
-    args = (*_enqueue_columns(jobs), default_max_attempts, notify)
+    args = enqueue_args(jobs, default_max_attempts=default_max_attempts, notify=notify)
     async with translating():
         if isinstance(db, asyncpg.Pool):
             if args[4] is None:  # no idempotency keys
@@ -97,14 +102,24 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
 
 
 def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
-    """The statement's parallel arrays; a column no job sets is sent as NULL (nothing to encode)."""
+    """The statement's parallel arrays, in parameter order ($1-$6, then $9 after the two scalars);
+    a column no job sets is sent as NULL (nothing to encode)."""
     payloads = [_json(p) if p else None for p in map(_PAYLOAD, jobs)]
     columns = [list(map(get, jobs)) for get in _OPTIONAL_COLUMNS]
     return (list(map(_TYPE, jobs)), *(_unless_all_null(c) for c in (payloads, *columns)))
 
 
+def enqueue_args(jobs: Sequence[NewJob], *, default_max_attempts: int, notify: bool) -> tuple[Any, ...]:
+    """The parameters of enqueue_jobs ($1-$9) for a batch (also used by the synchronous enqueue)."""
+    *arrays, unique_keys = _enqueue_columns(jobs)
+    return (*arrays, default_max_attempts, notify, unique_keys)
+
+
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
-_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id")]
+_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id",
+                                             "unique_key")]
+# A unique key's holder can finish between our skipped insert and our look-up; then insert again.
+_DEDUP_TRIES = 5
 
 
 def _unless_all_null(column: list[Any]) -> list[Any] | None:
@@ -113,19 +128,81 @@ def _unless_all_null(column: list[Any]) -> list[Any] | None:
 
 async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...],
                           default_max_attempts: int) -> list[Job]:
+    """Insert, then sort out the skipped jobs: a taken idempotency key raises DuplicateJob; a
+    unique key held by an active job gives that job back, marked deduplicated."""
     row = await db.fetchrow(SQL["enqueue_jobs"], *args)
     if len(row["ids"]) == len(jobs):
         return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts)
-    inserted = set(row["keys"])
-    keys = [j.idempotency_key for j in jobs if j.idempotency_key]
-    missing = next(
-        (k for k in keys if k not in inserted or keys.count(k) > 1), keys[0] if keys else ""
-    )
-    existing = await db.fetch(SQL["job_ids_by_keys"], [missing])
-    # Inside a caller's transaction the rows already inserted stay until the caller rolls back;
-    # under enqueue_jobs' own transaction the exception rolls them back.
-    existing_id = next((str(r["id"]) for r in existing), None)
-    raise DuplicateJob(missing, existing_id)
+    placed = match_inserted(jobs, row["ids"], row["keys"], row["unique_keys"])
+    await _raise_if_key_taken(db, jobs, placed)
+    out: list[Job | None] = [
+        _new_job(j, job_id, row["now"], default_max_attempts) if job_id is not None else None
+        for j, job_id in zip(jobs, placed, strict=True)
+    ]
+    for _ in range(_DEDUP_TRIES):
+        waiting = [i for i, job in enumerate(out) if job is None]
+        if not waiting:
+            return [job for job in out if job is not None]
+        holders = await db.fetch(SQL["active_jobs_by_unique_keys"],
+                                 sorted({jobs[i].unique_key for i in waiting}))
+        by_key = {r["unique_key"]: Job.from_record(r) for r in holders}
+        for i in waiting:
+            holder = by_key.get(jobs[i].unique_key)
+            if holder is not None:
+                out[i] = replace(holder, deduplicated=True)
+        again = [i for i in waiting if out[i] is None]
+        if again:  # their holders finished meanwhile: the keys are free, insert those jobs now
+            retry = [jobs[i] for i in again]
+            row = await db.fetchrow(SQL["enqueue_jobs"], *enqueue_args(
+                retry, default_max_attempts=default_max_attempts, notify=args[7]))
+            ids = match_inserted(retry, row["ids"], row["keys"], row["unique_keys"])
+            for i, j, job_id in zip(again, retry, ids, strict=True):
+                if job_id is not None:
+                    out[i] = _new_job(j, job_id, row["now"], default_max_attempts)
+    raise Conflict("the job holding this unique key kept changing during the enqueue; try again")
+
+
+def match_inserted(jobs: Sequence[NewJob], ids: list[Any], keys: list[str | None],
+                   unique_keys: list[str | None]) -> list[Any]:
+    """The new id of each job, None for a skipped one. The ids come in input order with the keys
+    of their rows; only a job with a key can be skipped, and a job is only ever skipped after an
+    earlier one with the same keys, so pairing each returned row with the next job holding the
+    same keys is exact."""
+    out: list[Any] = []
+    n = 0
+    for j in jobs:
+        if n < len(ids) and (keys[n], unique_keys[n]) == (j.idempotency_key, j.unique_key):
+            out.append(ids[n])
+            n += 1
+        else:
+            out.append(None)
+    return out
+
+
+async def _raise_if_key_taken(db: Executor, jobs: Sequence[NewJob], placed: list[Any]) -> None:
+    """DuplicateJob for the first skipped job whose idempotency key is taken (by an existing job or
+    an earlier job of this batch). Inside a caller's transaction the rows already inserted stay
+    until the caller rolls back; under enqueue_jobs' own transaction the exception rolls them back."""
+    inserted = [j.idempotency_key for j, i in zip(jobs, placed, strict=True) if i is not None]
+    skipped = [j.idempotency_key for j, i in zip(jobs, placed, strict=True)
+               if i is None and j.idempotency_key is not None]
+    if not skipped:
+        return
+    in_batch = next((k for k in skipped if k in inserted), None)
+    existing = await db.fetch(SQL["job_ids_by_keys"], skipped)
+    if in_batch is not None or existing:
+        key = in_batch if in_batch is not None else existing[0]["idempotency_key"]
+        existing_id = next((str(r["id"]) for r in existing if r["idempotency_key"] == key), None)
+        if existing_id is None:
+            existing_id = next(str(i) for j, i in zip(jobs, placed, strict=True)
+                               if i is not None and j.idempotency_key == key)
+        raise DuplicateJob(key, existing_id)
+
+
+def _new_job(j: NewJob, job_id: UUID, now: datetime, default_max_attempts: int) -> Job:
+    return Job(job_id, j.type, j.payload or {}, JobState.QUEUED, j.run_at or now, 0,
+               j.max_attempts or default_max_attempts, now, now, None, None, None, None,
+               j.idempotency_key, j.schedule_id, unique_key=j.unique_key)
 
 
 def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
@@ -140,7 +217,7 @@ def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
     return [
         Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
             j.max_attempts or default_max_attempts, now, now, None, None, None, None,
-            j.idempotency_key, j.schedule_id)
+            j.idempotency_key, j.schedule_id, None, None, [], j.unique_key)
         for j, job_id in zip(jobs, ids, strict=True)
     ]
 
@@ -268,6 +345,67 @@ async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
     raise Conflict(f"job {job_id} is {state}: {rule}")
 
 
+FINISHED = ("completed", "failed", "canceled")
+
+
+async def delete_job(db: Executor, job_id: UUID) -> tuple[str, str]:
+    """Delete a finished job; returns its (type, state). NotFound, or Conflict when not finished."""
+    async with translating():
+        row = await db.fetchrow(SQL["delete_job"], job_id)
+        if row is not None:
+            return row["type"], row["state"]
+        state = await db.fetchval(SQL["job_state"], job_id)
+    if state is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Conflict(f"job {job_id} is {state}: only completed, failed or canceled jobs can be deleted; "
+                   "cancel it first")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFilter:
+    """What an admin bulk action applies to; None means "any". `error_contains` is a substring."""
+
+    state: str | None = None
+    job_type: str | None = None
+    ids: list[UUID] | None = None
+    error_contains: str | None = None
+    created_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.state, self.job_type, self.ids, self.error_contains,
+                                       self.created_before))
+
+
+def like_pattern(text: str) -> str:
+    """A literal substring for ILIKE: LIKE's own wildcards in it match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tuple[UUID, str]]:
+    """(id, state) of the jobs the filter matches, at most `limit`."""
+    pattern = like_pattern(where.error_contains) if where.error_contains is not None else None
+    async with translating():
+        rows = await db.fetch(SQL["bulk_match"], where.state, where.job_type, where.ids, pattern,
+                              where.created_before, limit)
+    return [(r["id"], r["state"]) for r in rows]
+
+
+# The statement of each bulk action, and the states it changes (its single action's rule).
+BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delete": "bulk_delete"}
+BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued",), "delete": FINISHED}
+
+
+async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
+    """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
+    under the row locks)."""
+    if not ids:
+        return []
+    async with translating():
+        rows = await db.fetch(SQL[BULK_STATEMENTS[action]], list(ids))
+    return [r["id"] for r in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """What a job list is narrowed to; None means "any". `search` is matched as a substring."""
@@ -279,11 +417,7 @@ class JobFilter:
     search: str | None = None
 
     def search_pattern(self) -> str | None:
-        if self.search is None:
-            return None
-        # The text is literal: LIKE's own wildcards in it match themselves.
-        escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
+        return like_pattern(self.search) if self.search is not None else None
 
 
 async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | None = None,

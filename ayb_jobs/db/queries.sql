@@ -11,33 +11,39 @@ SELECT now() AS now;
 -- Insert a batch of queued jobs from parallel arrays, in their order. A NULL element means the
 -- column's default (run_at now(), payload {}, max_attempts $7), and so does a NULL array: unnest
 -- pads a shorter (or NULL) array with NULLs, so the caller sends only the columns some job sets.
--- A duplicate idempotency key is skipped (ON CONFLICT DO NOTHING never aborts the caller's
--- transaction) and reported by the caller. Returns one row with only what the caller does not
--- know: the new ids in input order (RETURNING follows the ordered SELECT), the keys that were
--- inserted, and the statement's now() (the jobs' created_at, updated_at and default run_at).
--- $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- A job whose idempotency key exists, or whose unique key is held by a queued or running job, is
+-- skipped (ON CONFLICT DO NOTHING, over either unique index, never aborts the caller's
+-- transaction) and sorted out by the caller. Returns one row with only what the caller does not
+-- know: the new ids in input order (RETURNING follows the ordered SELECT) with, aligned to them,
+-- the idempotency and unique keys they hold, and the statement's now() (the jobs' created_at,
+-- updated_at and default run_at). $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
 -- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
--- $6 schedule ids, $7 default max_attempts, $8 notify
+-- $6 schedule ids, $7 default max_attempts, $8 notify, $9 unique keys
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id)
-    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[])
-         WITH ORDINALITY AS b(t, p, r, m, k, s, ord)
+    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id, unique_key)
+    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s, u
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[], $9::text[])
+         WITH ORDINALITY AS b(t, p, r, m, k, s, u, ord)
     ORDER BY ord
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, idempotency_key
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key, unique_key
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one
     WHERE $8::bool AND EXISTS (SELECT 1 FROM ins)
 )
-SELECT array(SELECT id FROM ins) AS ids,
-       array(SELECT idempotency_key FROM ins WHERE idempotency_key IS NOT NULL) AS keys,
+SELECT array(SELECT id FROM ins) AS ids, array(SELECT idempotency_key FROM ins) AS keys,
+       array(SELECT unique_key FROM ins) AS unique_keys,
        now() AS now, (SELECT count(*) FROM wake) AS woke;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
 -- $1 keys
 SELECT idempotency_key, id FROM _ayb_jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- name: active_jobs_by_unique_keys
+-- The queued or running jobs holding the given unique keys (what a deduplicated enqueue returns).
+-- $1 unique keys
+SELECT * FROM _ayb_jobs WHERE unique_key = ANY($1::text[]) AND state IN ('queued', 'running');
 
 -- name: notify
 SELECT pg_notify('ayb_jobs', '');
@@ -178,9 +184,63 @@ RETURNING *;
 -- $1 id
 UPDATE _ayb_jobs
 SET state = 'queued', run_at = now(), attempts = 0, lease_until = NULL, worker_id = NULL,
-    canceled_at = NULL, completed_at = NULL, updated_at = now()
+    canceled_at = NULL, completed_at = NULL, cancel_requested_at = NULL, updated_at = now()
 WHERE id = $1 AND state IN ('failed', 'canceled')
 RETURNING *;
+
+-- name: delete_job
+-- Only a finished job can be deleted; a queued or running one is canceled first.
+-- $1 id
+DELETE FROM _ayb_jobs WHERE id = $1 AND state IN ('completed', 'failed', 'canceled')
+RETURNING id, type, state;
+
+-- name: bulk_match
+-- What an admin bulk action's filter matches (NULL = any), at most $6 rows, with their states:
+-- the caller refuses a filter broader than its bound before it changes anything, and applies the
+-- action's state rule to these ids (re-checked under the row locks by the bulk statements below).
+-- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit
+SELECT id, state FROM _ayb_jobs
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
+  AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) AND ($4::text IS NULL OR last_error ILIKE $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+LIMIT $6;
+
+-- name: bulk_retry
+-- retry_job for many: failed or canceled jobs queued again now with fresh attempts. A job whose
+-- unique key is held by a queued or running job (or by another job of this batch, newest kept)
+-- stays as it is, so one held key cannot fail the whole batch. Returns the ids queued.
+-- $1 ids
+WITH locked AS MATERIALIZED (
+    SELECT id, unique_key, created_at FROM _ayb_jobs
+    WHERE id = ANY($1::uuid[]) AND state IN ('failed', 'canceled')
+    FOR UPDATE
+), ranked AS (
+    SELECT id, unique_key,
+           row_number() OVER (PARTITION BY unique_key ORDER BY created_at DESC, id) AS n
+    FROM locked
+), chosen AS (
+    SELECT id FROM ranked r
+    WHERE r.unique_key IS NULL
+       OR (r.n = 1 AND NOT EXISTS (SELECT 1 FROM _ayb_jobs a WHERE a.unique_key = r.unique_key
+                                   AND a.state IN ('queued', 'running')))
+)
+UPDATE _ayb_jobs j
+SET state = 'queued', run_at = now(), attempts = 0, lease_until = NULL, worker_id = NULL,
+    canceled_at = NULL, completed_at = NULL, cancel_requested_at = NULL, updated_at = now()
+FROM chosen
+WHERE j.id = chosen.id
+RETURNING j.id;
+
+-- name: bulk_cancel_queued
+-- cancel_job for many queued jobs. $1 ids
+UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
+WHERE id = ANY($1::uuid[]) AND state = 'queued'
+RETURNING id;
+
+-- name: bulk_delete
+-- delete_job for many: finished jobs only. $1 ids
+DELETE FROM _ayb_jobs WHERE id = ANY($1::uuid[]) AND state IN ('completed', 'failed', 'canceled')
+RETURNING id;
 
 -- name: list_jobs
 -- Newest first, optional filters (NULL = any). A summary ($8 false) leaves out the payload and the
@@ -191,9 +251,11 @@ RETURNING *;
 -- $8 full rows
 SELECT id, type, state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
        last_run_at, idempotency_key, schedule_id, completed_at, canceled_at,
+       unique_key, snoozes, cancel_requested_at,
        CASE WHEN $8::bool THEN last_error ELSE left(last_error, 300) END AS last_error,
        CASE WHEN $8::bool THEN payload END AS payload,
-       CASE WHEN $8::bool THEN errors END AS errors
+       CASE WHEN $8::bool THEN errors END AS errors,
+       CASE WHEN $8::bool THEN result END AS result
 FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($5::text IS NULL OR ($5 = 'due' AND run_at <= now()) OR ($5 = 'scheduled' AND run_at > now()))

@@ -1,4 +1,4 @@
-"""Schedules (SPEC §4) through JobService and the scheduler's statements, on the real database."""
+"""Schedules through JobService and the scheduler's statements, on the real database."""
 
 from __future__ import annotations
 
