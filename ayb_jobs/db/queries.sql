@@ -621,6 +621,35 @@ LEFT JOIN LATERAL (
 ) r ON true
 ORDER BY w.started_at, w.worker_id;
 
+-- name: explain_lock_probe
+-- First statement of explain's snapshot: is the job's row free? FOR SHARE conflicts with every
+-- writer's lock (FOR UPDATE of a claim or SELECT ... FOR UPDATE, FOR NO KEY UPDATE of an UPDATE),
+-- and SKIP LOCKED turns "locked" into "no row" instead of waiting. $1 job id
+SELECT id FROM _ayb_jobs WHERE id = $1 FOR SHARE SKIP LOCKED;
+
+-- name: explain_lock_holder
+-- The session holding the row: a row lock leaves the locker's xid in the row's xmax. A multixact
+-- (several lockers) matches no backend and gives no row. $1 job id
+SELECT a.pid, a.application_name, a.state, a.xact_start, left(a.query, 200) AS query
+FROM _ayb_jobs j JOIN pg_stat_activity a ON a.backend_xid = j.xmax
+WHERE j.id = $1 AND a.pid <> pg_backend_pid();
+
+-- name: explain_facts
+-- The job, the database clock, the due jobs ahead of it in claim order (counted up to $2) and every
+-- known worker with whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
+SELECT j.id, j.type, j.state, j.run_at, j.attempts, j.max_attempts, j.last_error, j.worker_id,
+       j.lease_until, j.completed_at, j.canceled_at, j.cancel_requested_at, j.updated_at, now() AS now,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM _ayb_jobs q
+            WHERE q.state = 'queued' AND q.run_at <= now() AND (q.run_at, q.id) < (j.run_at, j.id)
+            LIMIT $2) ahead) AS due_ahead,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'worker_id', w.worker_id, 'alive', w.last_seen_at >= now() - make_interval(secs => $3),
+            'last_seen_at', w.last_seen_at, 'queues', w.queues, 'types', w.types,
+            'concurrency', w.concurrency, 'in_flight', w.in_flight)), '[]'::jsonb)::text
+        FROM _ayb_job_workers w) AS workers
+FROM _ayb_jobs j WHERE j.id = $1;
+
 -- name: health_claim
 -- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon
 -- is taking it right now (SKIP LOCKED). No row means another daemon reads; use the snapshot.
