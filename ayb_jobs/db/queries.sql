@@ -48,6 +48,10 @@ SELECT * FROM _ayb_jobs WHERE unique_key = ANY($1::text[]) AND state IN ('queued
 -- name: notify
 SELECT pg_notify('ayb_jobs', '');
 
+-- name: notify_channel
+-- The listener's self-test: a notification on its private channel. $1 channel
+SELECT pg_notify($1, '');
+
 -- name: claim_jobs
 -- Claim up to $1 due jobs, returned oldest first. The MATERIALIZED CTE locks exactly the rows
 -- picked (SKIP LOCKED lets concurrent claimers take disjoint sets); the UPDATE starts the attempt
