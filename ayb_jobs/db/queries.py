@@ -227,6 +227,11 @@ async def notify(db: Executor) -> None:
         await db.execute(SQL["notify"])
 
 
+async def notify_channel(db: Executor, channel: str, *, timeout: float | None = None) -> None:
+    async with translating():
+        await db.execute(SQL["notify_channel"], channel, timeout=timeout)
+
+
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
 async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
