@@ -28,7 +28,8 @@ __all__ = ["Client", "DuplicateJob", "NewJob"]
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def _check(job: NewJob) -> None:
+def check_new_job(job: NewJob) -> None:
+    """What the client can check without a daemon: the type's form, the payload, the bounds."""
     if not isinstance(job.type, str) or not TYPE_NAME.match(job.type):
         raise InvalidInput(f"invalid job type {job.type!r}: use 1-100 of [A-Za-z0-9_.:-]", field="type")
     if not isinstance(job.payload, dict):
@@ -37,6 +38,9 @@ def _check(job: NewJob) -> None:
         raise InvalidInput("max_attempts must be between 1 and 100", field="max_attempts")
     if job.run_at is not None and job.run_at.tzinfo is None:
         raise InvalidInput("run_at must be timezone-aware", field="run_at")
+    for name, key in (("idempotency_key", job.idempotency_key), ("unique_key", job.unique_key)):
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= 255):
+            raise InvalidInput(f"{name} must be a string of 1-255 characters", field=name)
 
 
 async def _discard_if_in_transaction(conn: asyncpg.Connection) -> None:
@@ -78,9 +82,13 @@ class Client:
 
     async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                       run_at: datetime | None = None, max_attempts: int | None = None,
-                      idempotency_key: str | None = None, conn: asyncpg.Connection | None = None) -> Job:
+                      idempotency_key: str | None = None, unique_key: str | None = None,
+                      conn: asyncpg.Connection | None = None) -> Job:
+        """A new job; with `unique_key` held by a queued or running job, that job instead (with
+        `deduplicated=True`). A taken `idempotency_key` raises DuplicateJob."""
         [job] = await self.enqueue_many(
-            [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key)], conn=conn)
+            [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key,
+                    unique_key=unique_key)], conn=conn)
         return job
 
     async def enqueue_many(self, jobs: Iterable[NewJob], *, conn: asyncpg.Connection | None = None,
@@ -88,7 +96,7 @@ class Client:
         """Insert all jobs with one statement. With `conn`, inside the caller's transaction."""
         batch = list(jobs)
         for job in batch:
-            _check(job)
+            check_new_job(job)
         if conn is not None:
             # NOTIFY inside the caller's transaction is delivered at its commit, never before.
             return await queries.enqueue_jobs(conn, batch, default_max_attempts=self._default_max_attempts,

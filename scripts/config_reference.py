@@ -36,6 +36,7 @@ VALID_BY_VALIDATOR = {
     "_token": "empty, or at least 16 characters",
     "_listen": "`host:port` (IPv6 as `[::1]:8090`)",
     "_handlers": 'list of distinct `"module:callable"`',
+    "_directories": "list of directory paths",
     "_non_empty": "non-empty string",
     "_string": "path (string)",
 }
@@ -62,12 +63,15 @@ def _validators(field: FieldInfo) -> list[Any]:
 def valid_range(field: FieldInfo) -> str:
     lo = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
     hi = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    kind = "number" if field.annotation is float else "integer"
     if lo is not None and hi is not None:
-        return f"integer {lo}–{hi}"
+        return f"{kind} {lo}–{hi}"
     for func in _validators(field):
-        if func.__name__ == "check" and func.__closure__:  # _choice(...)
+        if func.__qualname__.startswith("_choice."):
             allowed = func.__closure__[0].cell_contents
             return " / ".join(f"`{a}`" for a in allowed)
+        if func.__qualname__.startswith("_at_least."):
+            return f"integer ≥ {func.__closure__[0].cell_contents}"
         if func.__name__ in VALID_BY_VALIDATOR:
             return VALID_BY_VALIDATOR[func.__name__]
     raise SystemExit(f"scripts/config_reference.py: add the valid values of {field!r} to VALID_BY_VALIDATOR")

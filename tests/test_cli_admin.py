@@ -403,6 +403,34 @@ def test_schedule_lifecycle(cli) -> None:
     assert gone.returncode == 1 and "not found" in gone.stderr
 
 
+def test_schedule_policies_and_history(cli, live_db) -> None:
+    name = f"pol_{uuid.uuid4().hex[:8]}"
+    created = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron",
+                          "@daily", "--overlap", "skip", "--misfire", "all", "--misfire-max", "3", "--json"))
+    assert (created["overlap"], created["misfire"], created["misfireMax"]) == ("skip", "all", 3)
+    sid = created["id"]
+    updated = as_json(cli("schedules", "update", sid, "--misfire", "skip", "--json"))
+    assert (updated["overlap"], updated["misfire"]) == ("skip", "skip")
+    assert "0 decisions" in cli("schedules", "history", sid).stdout
+
+    async def decide() -> None:  # two decisions, as the scheduler records them
+        conn = await asyncpg.connect(live_db)
+        await conn.execute(
+            "INSERT INTO _ayb_job_schedule_fires (schedule_id, slot_at, outcome) VALUES "
+            "($1, '2030-01-01T00:00Z', 'skipped_misfire'), ($1, '2030-01-02T00:00Z', 'skipped_overlap')",
+            uuid.UUID(sid))
+        await conn.close()
+
+    asyncio.run(decide())
+    lines = cli("schedules", "history", sid).stdout.splitlines()
+    assert lines[0].split()[:2] == ["SLOT", "OUTCOME"] and lines[-1] == "2 decisions"
+    assert lines[1].split()[:2] == ["2030-01-02T00:00:00Z", "skipped_overlap"]
+    items = as_json(cli("schedules", "history", sid, "--json"))["items"]
+    assert [i["outcome"] for i in items] == ["skipped_overlap", "skipped_misfire"]
+    bad = cli("schedules", "update", sid, "--overlap", "never", ok=False)
+    assert bad.returncode == 2 and "--overlap must be one of allow, skip" in bad.stderr
+
+
 def test_duplicate_schedule_name_is_a_server_error(cli) -> None:
     name = f"dup_{uuid.uuid4().hex[:8]}"
     cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily")
@@ -491,3 +519,40 @@ def test_local_commands_have_a_description_and_only_the_flags_that_apply(
         assert flag in usage
     for flag in does_not_apply:
         assert flag not in result.stdout
+
+
+# --- unique keys, delete, bulk -----------------------------------------------------------------------
+
+
+def test_enqueue_with_a_unique_key_twice_says_the_second_is_the_existing_job(cli) -> None:
+    key = f"u-{uuid.uuid4().hex}"
+    first = as_json(cli("jobs", "enqueue", "job_prune", "--unique-key", key, "--json"))
+    again = cli("jobs", "enqueue", "job_prune", "--unique-key", key)
+    assert again.stdout.strip() == (f"job {first['id']} (job_prune) holding unique key '{key}' is already "
+                                    "queued; nothing enqueued")
+    assert as_json(cli("jobs", "enqueue", "job_prune", "--unique-key", key, "--json"))["deduplicated"] is True
+
+
+def test_jobs_delete_and_bulk_with_dry_run(cli) -> None:
+    job = as_json(cli("jobs", "enqueue", "expired_oauth_cleanup", "--json"))
+    refused = cli("jobs", "delete", job["id"], ok=False)
+    assert refused.returncode == 1 and "is queued: only completed, failed or canceled jobs can be deleted" \
+        in refused.stderr
+    dry = cli("jobs", "bulk", "cancel", "--ids", job["id"], "--dry-run")
+    assert dry.stdout.strip() == "dry run: 1 jobs match, 1 would be canceled; nothing changed"
+    assert as_json(cli("jobs", "get", job["id"], "--json"))["state"] == "queued"
+    assert as_json(cli("jobs", "bulk", "cancel", "--ids", job["id"], "--json")) == \
+        {"matched": 1, "changed": 1, "dryRun": False}
+    assert cli("jobs", "delete", job["id"]).stdout.strip() == f"deleted job {job['id']}"
+    assert cli("jobs", "get", job["id"], ok=False).returncode == 1
+
+
+def test_jobs_bulk_bad_input_exits_2_before_any_request(server, cli) -> None:
+    before = server.requests
+    for args, message in ((("jobs", "bulk", "explode", "--state", "failed"), "ACTION must be one of"),
+                          (("jobs", "bulk", "retry"), "give at least one filter"),
+                          (("jobs", "bulk", "retry", "--ids", "nope"), "invalid job id 'nope'"),
+                          (("jobs", "delete", "nope"), "invalid job id 'nope'")):
+        result = cli(*args, ok=False)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert server.requests == before

@@ -89,7 +89,7 @@ class HeadAsGetMiddleware:
 
 # Request bodies are parsed by the routes (strict JSON, messages in the envelope), so FastAPI does not
 # see their models; they are added to the schema here, and FastAPI's 422 entries are removed.
-_BODY_MODELS = (s.EnqueueJob, s.CreateSchedule, s.UpdateSchedule)
+_BODY_MODELS = (s.EnqueueJob, s.BulkAction, s.CreateSchedule, s.UpdateSchedule)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

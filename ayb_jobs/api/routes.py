@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError, WithJsonSchema
+from starlette.convertors import Convertor, register_url_convertor
 
 from ayb_jobs.api import list_schemas as ls
 from ayb_jobs.api import schemas as s
@@ -18,10 +19,12 @@ from ayb_jobs.errors import InvalidInput
 from ayb_jobs.models import Job, iso
 from ayb_jobs.service import (
     LIST_STATES,
+    MAX_HISTORY_LIMIT,
     MAX_LIST_LIMIT,
     MAX_PREVIEW_COUNT,
     MAX_SEARCH_LENGTH,
     MAX_TIMELINE_MINUTES,
+    BulkFilter,
     JobService,
 )
 
@@ -81,6 +84,22 @@ async def reject_unknown_query(request: Request) -> None:
         shown = ", ".join(repr(u[:40]) for u in unknown[:5])
         raise InvalidInput(f"unknown query parameter(s) {shown}; this route accepts: {allowed}",
                            field="query")
+
+
+class _JobIdSegment(Convertor[str]):
+    """A path segment that is not one of the fixed /jobs/... routes, so that DELETE /jobs/stats is
+    405 (Allow: GET, HEAD), as documented, rather than "invalid job id 'stats'"."""
+
+    regex = "(?!(?:stats|timeline|bulk)(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", _JobIdSegment())
 
 
 router = APIRouter(
@@ -191,7 +210,7 @@ async def job_stats(service: Service, request: Request) -> JSONResponse:
     return _json((await request.app.state.stats.get(max_age_s=0)).to_api())
 
 
-@router.get("/jobs/{job_id}", response_model=s.JobOut, responses=_ID, tags=["jobs"], summary="One job")
+@router.get("/jobs/{job_id:job_id}", response_model=s.JobOut, responses=_ID, tags=["jobs"], summary="One job")
 async def get_job(service: Service, job_id: Id) -> JSONResponse:
     return _json((await service.get_job(_uuid(job_id, "job"))).to_api())
 
@@ -199,10 +218,14 @@ async def get_job(service: Service, job_id: Id) -> JSONResponse:
 @router.post(
     "/jobs",
     status_code=201,
-    response_model=s.JobOut,
+    response_model=s.EnqueuedJobOut,
     tags=["jobs"],
     summary="Enqueue a job",
     responses={
+        200: {
+            "model": s.EnqueuedJobOut,
+            "description": "A job with the same uniqueKey is queued or running: that job, deduplicated.",
+        },
         **_BODY,
         409: {
             "model": s.DuplicateJobBody,
@@ -224,8 +247,48 @@ async def enqueue_job(service: Service, request: Request) -> JSONResponse:
         run_at=body.runAt,
         max_attempts=body.maxAttempts,
         idempotency_key=body.idempotencyKey,
+        unique_key=body.uniqueKey,
     )
+    if job.deduplicated:
+        return _json({**job.to_api(), "deduplicated": True}, 200)
     return _json(job.to_api(), 201)
+
+
+@router.post(
+    "/jobs/bulk",
+    response_model=s.BulkResultOut,
+    tags=["jobs"],
+    summary="Retry, cancel or delete every job a filter matches (at most 10,000)",
+    responses={**_BODY},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkAction"}}},
+            "required": True,
+        }
+    },
+)
+async def bulk_jobs(service: Service, request: Request) -> JSONResponse:
+    body = await _body(request, s.BulkAction)
+    f = body.filter
+    where = BulkFilter(
+        state=f.state, job_type=f.type, error_contains=f.errorContains, created_before=f.createdBefore,
+        ids=[_uuid(i, "job") for i in f.ids] if f.ids is not None else None,
+    )
+    result = await service.bulk(body.action, where, dry_run=body.dryRun)
+    return _json({"matched": result.matched, "changed": result.changed, "dryRun": result.dry_run})
+
+
+@router.delete(
+    "/jobs/{job_id:job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**_ID, **s.error_responses(409)},
+    tags=["jobs"],
+    summary="Delete a completed, failed or canceled job",
+)
+async def delete_job(service: Service, job_id: Id) -> Response:
+    await service.delete_job(_uuid(job_id, "job"))
+    return Response(status_code=204)
 
 
 @router.post(
@@ -302,6 +365,9 @@ async def create_schedule(service: Service, request: Request) -> JSONResponse:
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        overlap=body.overlap,
+        misfire=body.misfire,
+        misfire_max=body.misfireMax,
     )
     return _json(schedule.to_api(), 201)
 
@@ -329,6 +395,9 @@ async def update_schedule(service: Service, schedule_id: Id, request: Request) -
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        overlap=body.overlap,
+        misfire=body.misfire,
+        misfire_max=body.misfireMax,
     )
     return _json(schedule.to_api())
 
@@ -378,6 +447,24 @@ async def disable_schedule(service: Service, schedule_id: Id) -> JSONResponse:
 )
 async def trigger_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.trigger_schedule(_uuid(schedule_id, "schedule"))).to_api(), 201)
+
+
+@router.get(
+    "/schedules/{schedule_id}/history",
+    response_model=s.FireHistory,
+    responses=_ID,
+    tags=["schedules"],
+    summary="The schedule's fire decisions, newest slot first",
+)
+async def schedule_history(
+    service: Service,
+    schedule_id: Id,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = MAX_HISTORY_LIMIT,
+) -> JSONResponse:
+    fires = await service.schedule_history(_uuid(schedule_id, "schedule"), limit=limit)
+    return _json({"items": [
+        {"slotAt": iso(f.slot_at), "decidedAt": iso(f.decided_at), "outcome": f.outcome,
+         "jobId": str(f.job_id) if f.job_id else None, "jobState": f.job_state} for f in fires]})
 
 
 @router.get(

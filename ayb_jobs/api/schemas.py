@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -112,6 +112,15 @@ MaxAttempts = Annotated[
 RunAt = Annotated[Time, AfterValidator(check_run_at),
                   Field(description="When the job becomes due (default now); 1970 to 9999.")]
 TypeName = _text(100)
+Overlap = Annotated[Literal["allow", "skip"], Field(
+    description="allow (default): a slot enqueues even while the previous job runs; skip: a slot is "
+                "skipped (recorded skipped_overlap) while a job of this schedule is queued or running.")]
+Misfire = Annotated[Literal["coalesce", "skip", "all"], Field(
+    description="Slots missed while no scheduler ran: coalesce (default) one run for them all; skip no "
+                "run; all one job per missed slot, at most misfireMax.")]
+MisfireMax = Annotated[
+    StrictInt, Field(ge=1, le=100, description="With misfire all: at most this many missed slots run (1-100, "
+                                               "default 10)."), BeforeValidator(integral)]
 
 
 class _Request(BaseModel):
@@ -123,7 +132,35 @@ class EnqueueJob(_Request):
     payload: Payload | None = None
     runAt: RunAt | None = None
     maxAttempts: MaxAttempts | None = None
-    idempotencyKey: _text(255) | None = None
+    idempotencyKey: Annotated[_text(255) | None, Field(
+        description="Unique forever: a second job with this key is refused (409).")] = None
+    uniqueKey: Annotated[_text(255) | None, Field(
+        description="Unique while active: if a job with this key is queued or running, that job is "
+                    "returned (200, `deduplicated: true`) and nothing is inserted.")] = None
+
+
+class BulkFilterIn(_Request):
+    """At least one field must be set. Fields are not nullable: leave one out to not filter on it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"minProperties": 1})
+
+    state: Annotated[_text(20), Field(description="Only jobs in this state.",
+                                      json_schema_extra={"enum": [str(x) for x in JobState]})] = None
+    type: Annotated[TypeName, Field(description="Only jobs of this exact type.")] = None
+    ids: Annotated[list[_text(36)], Field(min_length=1, max_length=10_000, description="Only these jobs.",
+                                          json_schema_extra={"items": {"type": "string",
+                                                                       "format": "uuid"}})] = None
+    errorContains: Annotated[_text(200), Field(
+        description="Only jobs whose last error contains this text (case-insensitive).")] = None
+    createdBefore: Annotated[Time, Field(description="Only jobs created before this time.")] = None
+
+
+class BulkAction(_Request):
+    action: Annotated[StrictStr, Field(json_schema_extra={"enum": ["retry", "cancel", "delete"]},
+                                       description="What to do to every matching job; the single "
+                                                   "action's state rule decides which ones change.")]
+    filter: BulkFilterIn
+    dryRun: Annotated[StrictBool, Field(description="Count, change nothing.")] = False
 
 
 class CreateSchedule(_Request):
@@ -134,6 +171,9 @@ class CreateSchedule(_Request):
     payload: Payload | None = None
     enabled: StrictBool | None = None
     maxAttempts: MaxAttempts | None = None
+    overlap: Overlap | None = None
+    misfire: Misfire | None = None
+    misfireMax: MisfireMax | None = None
 
 
 class UpdateSchedule(_Request):
@@ -142,6 +182,9 @@ class UpdateSchedule(_Request):
     payload: Payload | None = None
     enabled: StrictBool | None = None
     maxAttempts: MaxAttempts | None = None
+    overlap: Overlap | None = None
+    misfire: Misfire | None = None
+    misfireMax: MisfireMax | None = None
 
 
 # --- responses (documentation only) ------------------------------------------------------------------
@@ -184,7 +227,24 @@ class JobOut(BaseModel):
     scheduleId: Uuid | None = None
     completedAt: IsoTime | None = None
     canceledAt: IsoTime | None = None
+    uniqueKey: str | None = None
+    cancelRequestedAt: IsoTime | None = Field(
+        None, description="An operator asked to cancel this running job; it ends `canceled`.")
+    snoozes: int = Field(0, description="Times the handler asked to run later (not counted as attempts).")
+    result: Any = Field(None, description=(
+        "The handler's return value as JSON, when it returned one; a return value over 64 KiB is "
+        'stored as {"truncated": true, "bytes": N}.'))
     errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
+    payloadError: str | None = Field(None, description=(
+        "Set when the stored payload cannot be read (e.g. written by plain SQL with a number of "
+        "thousands of digits, nesting thousands deep, or not an object); `payload` is then `{}` "
+        "and the job fails without running."))
+
+
+class EnqueuedJobOut(JobOut):
+    deduplicated: bool | None = Field(None, description=(
+        "Present (true) when a job with the same uniqueKey was already queued or running: this is "
+        "that job (status 200) and nothing was inserted. Absent for a new job (status 201)."))
 
 
 class JobList(BaseModel):
@@ -209,6 +269,13 @@ class JobStatsOut(BaseModel):
     oldestQueuedAgeSec: float = Field(ge=0, description="Age of the oldest due queued job (0 if none).")
 
 
+class BulkResultOut(BaseModel):
+    matched: int = Field(description="Jobs the filter matched (at most 10,000).")
+    changed: int = Field(description="Jobs the action changed; with dryRun, the jobs it would change by "
+                                     "their current state.")
+    dryRun: bool
+
+
 class JobTypeOut(BaseModel):
     type: str
     builtin: bool
@@ -230,6 +297,9 @@ class ScheduleOut(BaseModel):
     maxAttempts: int
     createdAt: IsoTime
     updatedAt: IsoTime
+    overlap: Literal["allow", "skip"]
+    misfire: Literal["coalesce", "skip", "all"]
+    misfireMax: int
     nextRunAt: IsoTime | None = None
     lastRunAt: IsoTime | None = None
 
@@ -237,6 +307,18 @@ class ScheduleOut(BaseModel):
 class ScheduleList(BaseModel):
     items: list[ScheduleOut]
     count: int
+
+
+class FireOut(BaseModel):
+    slotAt: IsoTime = Field(description="The cron slot decided.")
+    decidedAt: IsoTime
+    outcome: Literal["enqueued", "skipped_overlap", "skipped_misfire"]
+    jobId: Uuid | None = Field(None, description="The job enqueued for the slot.")
+    jobState: JobState | None = Field(None, description="That job's state now (absent once it was pruned).")
+
+
+class FireHistory(BaseModel):
+    items: list[FireOut] = Field(description="Newest slot first; the newest 100 decisions are kept.")
 
 
 class CronPreview(BaseModel):

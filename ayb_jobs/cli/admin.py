@@ -1,4 +1,4 @@
-"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (SPEC §9).
+"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (docs/admin-api.md).
 
 Every argument is checked here before any request (bad UUID, JSON, cron, number → InvalidInput, exit 2);
 the server's errors are printed with its message (exit 1). Numbers are parsed by hand rather than by
@@ -72,10 +72,23 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("--run-at", metavar="ISO", help="not before this time, e.g. 2026-01-01T00:00:00Z")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
     p.add_argument("--idempotency-key", metavar="K", help="reject a second job with the same key")
+    p.add_argument("--unique-key", metavar="K",
+                   help="if a job with this key is queued or running, return it instead of adding one")
     _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
         "id", metavar="ID"
     )
     _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
+    _leaf(sub, "delete", parents, cmd_jobs_delete, "delete a completed, failed or canceled job").add_argument(
+        "id", metavar="ID")
+    p = _leaf(sub, "bulk", parents, cmd_jobs_bulk,
+              "retry, cancel or delete every job a filter matches (at most 10,000)")
+    p.add_argument("action", metavar="ACTION", help="retry, cancel or delete")
+    p.add_argument("--state", help="only jobs in this state")
+    p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--ids", metavar="ID,ID,...", help="only these jobs (comma-separated UUIDs)")
+    p.add_argument("--error-contains", metavar="TEXT", help="only jobs whose last error contains TEXT")
+    p.add_argument("--created-before", metavar="ISO", help="only jobs created before this time")
+    p.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
     _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
     _leaf(sub, "types", parents, cmd_jobs_types, "the job types the daemon has handlers for")
 
@@ -87,6 +100,13 @@ def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False)
     p.add_argument("--payload", metavar="JSON", help="a JSON object")
     p.add_argument("--enabled", metavar="true|false")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+    p.add_argument("--overlap", metavar="allow|skip",
+                   help="skip: no new run while the previous job is queued or running (default allow)")
+    p.add_argument("--misfire", metavar="coalesce|skip|all",
+                   help="slots missed while no daemon ran: one run (coalesce, default), none (skip), "
+                        "or one per slot (all)")
+    p.add_argument("--misfire-max", metavar="N", help="with --misfire all: at most N missed runs (1-100, "
+                                                      "default 10)")
 
 
 def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -105,6 +125,7 @@ def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argpars
         ("disable", cmd_schedules_disable, "disable a schedule"),
         ("delete", cmd_schedules_delete, "delete a schedule"),
         ("trigger", cmd_schedules_trigger, "enqueue one run of a schedule now"),
+        ("history", cmd_schedules_history, "the schedule's fire decisions, newest first"),
     ):
         _leaf(sub, name, parents, func, text).add_argument("id", metavar="ID")
     p = _leaf(sub, "preview", parents, cmd_schedules_preview, "next fire times of a cron expression")
@@ -286,9 +307,17 @@ def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
         "runAt": parse_time(args.run_at, "--run-at"),
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
         "idempotencyKey": args.idempotency_key,
+        "uniqueKey": args.unique_key,
     }
     data = _call(args, "POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
-    return _emit(args, data, lambda j: f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}")
+
+    def text(j: dict[str, Any]) -> str:
+        if j.get("deduplicated"):
+            return (f"job {j['id']} ({j['type']}) holding unique key '{j['uniqueKey']}' is already "
+                    f"{j['state']}; nothing enqueued")
+        return f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}"
+
+    return _emit(args, data, text)
 
 
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
@@ -299,6 +328,42 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     data = _call(args, "POST", f"/jobs/{parse_uuid(args.id, 'job')}/cancel")
     return _emit(args, data, lambda j: f"job {j['id']} ({j['type']}) canceled")
+
+
+def cmd_jobs_delete(args: argparse.Namespace) -> int:
+    job_id = parse_uuid(args.id, "job")
+    _call(args, "DELETE", f"/jobs/{job_id}")
+    return _emit(args, {"id": job_id, "deleted": True}, lambda _d: f"deleted job {job_id}")
+
+
+BULK_ACTIONS = ("retry", "cancel", "delete")
+
+
+def cmd_jobs_bulk(args: argparse.Namespace) -> int:
+    if args.action not in BULK_ACTIONS:
+        raise InvalidInput(f"ACTION must be one of {', '.join(BULK_ACTIONS)}, got '{args.action}'")
+    ids = [parse_uuid(i.strip(), "job") for i in args.ids.split(",") if i.strip()] if args.ids else None
+    where = {
+        "state": parse_state(args.state),
+        "type": args.job_type,
+        "ids": ids,
+        "errorContains": args.error_contains,
+        "createdBefore": parse_time(args.created_before, "--created-before"),
+    }
+    where = {k: v for k, v in where.items() if v is not None}
+    if not where:
+        raise InvalidInput("give at least one filter: --state, --type, --ids, --error-contains or "
+                           "--created-before (a bulk action never applies to every job)")
+    data = _call(args, "POST", "/jobs/bulk", body={"action": args.action, "filter": where,
+                                                   "dryRun": args.dry_run})
+    verb = {"retry": "retried", "cancel": "canceled", "delete": "deleted"}[args.action]
+
+    def text(d: dict[str, Any]) -> str:
+        if d["dryRun"]:
+            return f"dry run: {d['matched']} jobs match, {d['changed']} would be {verb}; nothing changed"
+        return f"{d['matched']} jobs matched, {d['changed']} {verb}"
+
+    return _emit(args, data, text)
 
 
 def cmd_jobs_stats(args: argparse.Namespace) -> int:
@@ -369,8 +434,17 @@ def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
         "payload": parse_payload(args.payload),
         "enabled": parse_bool(args.enabled, "--enabled"),
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
+        "overlap": parse_choice(args.overlap, "--overlap", ("allow", "skip")),
+        "misfire": parse_choice(args.misfire, "--misfire", ("coalesce", "skip", "all")),
+        "misfireMax": parse_int(args.misfire_max, "--misfire-max", 1, 100),
     }
     return {k: v for k, v in body.items() if v is not None}
+
+
+def parse_choice(text: str | None, flag: str, choices: Sequence[str]) -> str | None:
+    if text is not None and text not in choices:
+        raise InvalidInput(f"{flag} must be one of {', '.join(choices)}, got '{text}'")
+    return text
 
 
 def cmd_schedules_create(args: argparse.Namespace) -> int:
@@ -383,7 +457,8 @@ def cmd_schedules_update(args: argparse.Namespace) -> int:
     body = _schedule_body(args)
     if not body:
         raise InvalidInput(
-            "nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts"
+            "nothing to update: pass --cron, --timezone, --payload, --enabled, --max-attempts, --overlap, "
+            "--misfire or --misfire-max"
         )
     return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
 
@@ -408,6 +483,18 @@ def cmd_schedules_trigger(args: argparse.Namespace) -> int:
     sid = parse_uuid(args.id, "schedule")
     data = _call(args, "POST", f"/schedules/{sid}/trigger")
     return _emit(args, data, lambda j: f"triggered schedule {sid}: job {j['id']} ({j['type']}) queued")
+
+
+def cmd_schedules_history(args: argparse.Namespace) -> int:
+    sid = parse_uuid(args.id, "schedule")
+    data = _call(args, "GET", f"/schedules/{sid}/history")
+
+    def text(d: dict[str, Any]) -> str:
+        rows = [(f["slotAt"], f["outcome"], f.get("jobId") or "-", f.get("jobState") or "-", f["decidedAt"])
+                for f in d["items"]]
+        return f"{table(('SLOT', 'OUTCOME', 'JOB', 'JOB STATE', 'DECIDED'), rows)}\n{len(rows)} decisions"
+
+    return _emit(args, data, text)
 
 
 def cmd_schedules_preview(args: argparse.Namespace) -> int:

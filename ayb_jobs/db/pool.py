@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import asyncpg
 
 from ayb_jobs.errors import DatabaseUnavailable
@@ -26,13 +29,15 @@ async def reset_or_discard(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, max_size: int = 10, statement_cache_size: int = 100,
-                      connect_timeout: float = 10.0) -> asyncpg.Pool:
-    """Open the pool and prove the database answers with one real round trip."""
+                      connect_timeout: float = 10.0,
+                      init: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None) -> asyncpg.Pool:
+    """Open the pool and prove the database answers with one real round trip. `init` runs on
+    every connection the pool opens (the daemon's DatabaseWatch hears of their loss that way)."""
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=max_size, statement_cache_size=statement_cache_size,
             timeout=connect_timeout, server_settings={"application_name": APPLICATION_NAME},
-            reset=reset_or_discard,
+            reset=reset_or_discard, init=init,
         )
         await pool.fetchval("SELECT 1", timeout=connect_timeout)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:

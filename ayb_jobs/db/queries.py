@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
@@ -60,6 +60,9 @@ async def translating() -> AsyncIterator[None]:
 def _unique_message(exc: asyncpg.UniqueViolationError) -> str:
     if exc.constraint_name == "_ayb_job_schedules_name_key":
         return "a schedule with this name already exists; choose another name"
+    if exc.constraint_name == "idx_ayb_jobs_unique_active":
+        return ("another job with the same unique key is already queued or running; "
+                "wait for it to finish or cancel it first")
     return f"duplicate value violates {exc.constraint_name}: {exc.detail or exc}"
 
 
@@ -82,11 +85,13 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
 
     With a pool (not a caller's transaction), a batch with a duplicate inserts nothing: a batch
     with idempotency keys runs in its own transaction, so the exception rolls it back; one
-    without keys cannot conflict and is a single statement (its own transaction, one round trip).
+    without them cannot fail that way and is a single statement (its own transaction, one round
+    trip). A job whose unique key is held by a queued or running job is not inserted: that job is
+    returned in its place, with `deduplicated` set.
     """
     if not jobs:
         return []
-    args = (*_enqueue_columns(jobs), default_max_attempts, notify)
+    args = enqueue_args(jobs, default_max_attempts=default_max_attempts, notify=notify)
     async with translating():
         if isinstance(db, asyncpg.Pool):
             if args[4] is None:  # no idempotency keys
@@ -97,14 +102,24 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
 
 
 def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
-    """The statement's parallel arrays; a column no job sets is sent as NULL (nothing to encode)."""
+    """The statement's parallel arrays, in parameter order ($1-$6, then $9 after the two scalars);
+    a column no job sets is sent as NULL (nothing to encode)."""
     payloads = [_json(p) if p else None for p in map(_PAYLOAD, jobs)]
     columns = [list(map(get, jobs)) for get in _OPTIONAL_COLUMNS]
     return (list(map(_TYPE, jobs)), *(_unless_all_null(c) for c in (payloads, *columns)))
 
 
+def enqueue_args(jobs: Sequence[NewJob], *, default_max_attempts: int, notify: bool) -> tuple[Any, ...]:
+    """The parameters of enqueue_jobs ($1-$9) for a batch (also used by the synchronous enqueue)."""
+    *arrays, unique_keys = _enqueue_columns(jobs)
+    return (*arrays, default_max_attempts, notify, unique_keys)
+
+
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
-_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id")]
+_OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id",
+                                             "unique_key")]
+# A unique key's holder can finish between our skipped insert and our look-up; then insert again.
+_DEDUP_TRIES = 5
 
 
 def _unless_all_null(column: list[Any]) -> list[Any] | None:
@@ -113,19 +128,81 @@ def _unless_all_null(column: list[Any]) -> list[Any] | None:
 
 async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...],
                           default_max_attempts: int) -> list[Job]:
+    """Insert, then sort out the skipped jobs: a taken idempotency key raises DuplicateJob; a
+    unique key held by an active job gives that job back, marked deduplicated."""
     row = await db.fetchrow(SQL["enqueue_jobs"], *args)
     if len(row["ids"]) == len(jobs):
         return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts)
-    inserted = set(row["keys"])
-    keys = [j.idempotency_key for j in jobs if j.idempotency_key]
-    missing = next(
-        (k for k in keys if k not in inserted or keys.count(k) > 1), keys[0] if keys else ""
-    )
-    existing = await db.fetch(SQL["job_ids_by_keys"], [missing])
-    # Inside a caller's transaction the rows already inserted stay until the caller rolls back;
-    # under enqueue_jobs' own transaction the exception rolls them back.
-    existing_id = next((str(r["id"]) for r in existing), None)
-    raise DuplicateJob(missing, existing_id)
+    placed = match_inserted(jobs, row["ids"], row["keys"], row["unique_keys"])
+    await _raise_if_key_taken(db, jobs, placed)
+    out: list[Job | None] = [
+        _new_job(j, job_id, row["now"], default_max_attempts) if job_id is not None else None
+        for j, job_id in zip(jobs, placed, strict=True)
+    ]
+    for _ in range(_DEDUP_TRIES):
+        waiting = [i for i, job in enumerate(out) if job is None]
+        if not waiting:
+            return [job for job in out if job is not None]
+        holders = await db.fetch(SQL["active_jobs_by_unique_keys"],
+                                 sorted({jobs[i].unique_key for i in waiting}))
+        by_key = {r["unique_key"]: Job.from_record(r) for r in holders}
+        for i in waiting:
+            holder = by_key.get(jobs[i].unique_key)
+            if holder is not None:
+                out[i] = replace(holder, deduplicated=True)
+        again = [i for i in waiting if out[i] is None]
+        if again:  # their holders finished meanwhile: the keys are free, insert those jobs now
+            retry = [jobs[i] for i in again]
+            row = await db.fetchrow(SQL["enqueue_jobs"], *enqueue_args(
+                retry, default_max_attempts=default_max_attempts, notify=args[7]))
+            ids = match_inserted(retry, row["ids"], row["keys"], row["unique_keys"])
+            for i, j, job_id in zip(again, retry, ids, strict=True):
+                if job_id is not None:
+                    out[i] = _new_job(j, job_id, row["now"], default_max_attempts)
+    raise Conflict("the job holding this unique key kept changing during the enqueue; try again")
+
+
+def match_inserted(jobs: Sequence[NewJob], ids: list[Any], keys: list[str | None],
+                   unique_keys: list[str | None]) -> list[Any]:
+    """The new id of each job, None for a skipped one. The ids come in input order with the keys
+    of their rows; only a job with a key can be skipped, and a job is only ever skipped after an
+    earlier one with the same keys, so pairing each returned row with the next job holding the
+    same keys is exact."""
+    out: list[Any] = []
+    n = 0
+    for j in jobs:
+        if n < len(ids) and (keys[n], unique_keys[n]) == (j.idempotency_key, j.unique_key):
+            out.append(ids[n])
+            n += 1
+        else:
+            out.append(None)
+    return out
+
+
+async def _raise_if_key_taken(db: Executor, jobs: Sequence[NewJob], placed: list[Any]) -> None:
+    """DuplicateJob for the first skipped job whose idempotency key is taken (by an existing job or
+    an earlier job of this batch). Inside a caller's transaction the rows already inserted stay
+    until the caller rolls back; under enqueue_jobs' own transaction the exception rolls them back."""
+    inserted = [j.idempotency_key for j, i in zip(jobs, placed, strict=True) if i is not None]
+    skipped = [j.idempotency_key for j, i in zip(jobs, placed, strict=True)
+               if i is None and j.idempotency_key is not None]
+    if not skipped:
+        return
+    in_batch = next((k for k in skipped if k in inserted), None)
+    existing = await db.fetch(SQL["job_ids_by_keys"], skipped)
+    if in_batch is not None or existing:
+        key = in_batch if in_batch is not None else existing[0]["idempotency_key"]
+        existing_id = next((str(r["id"]) for r in existing if r["idempotency_key"] == key), None)
+        if existing_id is None:
+            existing_id = next(str(i) for j, i in zip(jobs, placed, strict=True)
+                               if i is not None and j.idempotency_key == key)
+        raise DuplicateJob(key, existing_id)
+
+
+def _new_job(j: NewJob, job_id: UUID, now: datetime, default_max_attempts: int) -> Job:
+    return Job(job_id, j.type, j.payload or {}, JobState.QUEUED, j.run_at or now, 0,
+               j.max_attempts or default_max_attempts, now, now, None, None, None, None,
+               j.idempotency_key, j.schedule_id, unique_key=j.unique_key)
 
 
 def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
@@ -140,7 +217,7 @@ def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
     return [
         Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
             j.max_attempts or default_max_attempts, now, now, None, None, None, None,
-            j.idempotency_key, j.schedule_id)
+            j.idempotency_key, j.schedule_id, None, None, [], j.unique_key)
         for j, job_id in zip(jobs, ids, strict=True)
     ]
 
@@ -165,18 +242,31 @@ async def seconds_until_next_job(db: Executor, *, now: datetime | None = None) -
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The fence of one claimed job: writes succeed only while (id, worker, attempt) still hold."""
+    """One claim of a job: writes succeed only while (id, worker, seq) still hold. `seq` is the
+    job's claim_seq, which every claim increments and nothing resets, so a claim's fence never
+    comes back (an admin retry resets `attempt`, which is kept for the logs and the backoff)."""
 
     id: UUID
     attempt: int
+    seq: int
+
+    @classmethod
+    def of(cls, job: Job) -> Claimed:
+        return cls(job.id, job.attempts, job.claim_seq)
+
+
+def _fenced(claimed: Sequence[Claimed], rows: Sequence[Any]) -> list[tuple[Claimed, Any]]:
+    """The caller's claims that a fenced statement wrote, each with its row."""
+    by_key = {(c.id, c.seq): c for c in claimed}
+    return [(by_key[(r["id"], r["claim_seq"])], r) for r in rows]
 
 
 async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
-                        timeout: float | None = None) -> set[UUID]:
+                        timeout: float | None = None) -> set[Claimed]:
     async with translating():
         rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], worker_id, timeout=timeout)
-    return {r["id"] for r in rows}
+                              [c.seq for c in claimed], worker_id, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,23 +278,23 @@ class Failure:
 
 
 async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str,
-                    timeout: float | None = None) -> dict[UUID, JobState]:
-    """Returns the state each fenced job ended in (queued for a retry, or failed)."""
+                    timeout: float | None = None) -> dict[Claimed, JobState]:
+    """Returns the state each fenced claim's job ended in (queued for a retry, or failed)."""
     async with translating():
         rows = await db.fetch(
-            SQL["fail_jobs"], [f.claimed.id for f in failures], [f.claimed.attempt for f in failures],
+            SQL["fail_jobs"], [f.claimed.id for f in failures], [f.claimed.seq for f in failures],
             [f.error for f in failures], [float(f.backoff_s) for f in failures],
             [f.retryable for f in failures], worker_id, timeout=timeout,
         )
-    return {r["id"]: JobState(r["state"]) for r in rows}
+    return {c: JobState(r["state"]) for c, r in _fenced([f.claimed for f in failures], rows)}
 
 
 async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
-                         worker_id: str, timeout: float | None = None) -> set[UUID]:
+                         worker_id: str, timeout: float | None = None) -> set[Claimed]:
     async with translating():
         rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], float(lease_s), worker_id, timeout=timeout)
-    return {r["id"] for r in rows}
+                              [c.seq for c in claimed], float(lease_s), worker_id, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 SHUTDOWN_REASON = "interrupted by shutdown"
@@ -212,14 +302,14 @@ SHUTDOWN_REASON = "interrupted by shutdown"
 
 async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
                        reasons: Sequence[str] | None = None, delays_s: Sequence[float] | None = None,
-                       timeout: float | None = None) -> set[UUID]:
+                       timeout: float | None = None) -> set[Claimed]:
     """Queue claimed jobs again, attempt not counted; by default as a shutdown does (at once)."""
     reasons = list(reasons) if reasons is not None else [SHUTDOWN_REASON] * len(claimed)
     delays = [float(d) for d in delays_s] if delays_s is not None else [0.0] * len(claimed)
     async with translating():
-        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.attempt for c in claimed],
+        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, reasons, delays, timeout=timeout)
-    return {r["id"] for r in rows}
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +358,67 @@ async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
     raise Conflict(f"job {job_id} is {state}: {rule}")
 
 
+FINISHED = ("completed", "failed", "canceled")
+
+
+async def delete_job(db: Executor, job_id: UUID) -> tuple[str, str]:
+    """Delete a finished job; returns its (type, state). NotFound, or Conflict when not finished."""
+    async with translating():
+        row = await db.fetchrow(SQL["delete_job"], job_id)
+        if row is not None:
+            return row["type"], row["state"]
+        state = await db.fetchval(SQL["job_state"], job_id)
+    if state is None:
+        raise NotFound(f"job {job_id} not found")
+    raise Conflict(f"job {job_id} is {state}: only completed, failed or canceled jobs can be deleted; "
+                   "cancel it first")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFilter:
+    """What an admin bulk action applies to; None means "any". `error_contains` is a substring."""
+
+    state: str | None = None
+    job_type: str | None = None
+    ids: list[UUID] | None = None
+    error_contains: str | None = None
+    created_before: datetime | None = None
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in (self.state, self.job_type, self.ids, self.error_contains,
+                                       self.created_before))
+
+
+def like_pattern(text: str) -> str:
+    """A literal substring for ILIKE: LIKE's own wildcards in it match themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tuple[UUID, str]]:
+    """(id, state) of the jobs the filter matches, at most `limit`."""
+    pattern = like_pattern(where.error_contains) if where.error_contains is not None else None
+    async with translating():
+        rows = await db.fetch(SQL["bulk_match"], where.state, where.job_type, where.ids, pattern,
+                              where.created_before, limit)
+    return [(r["id"], r["state"]) for r in rows]
+
+
+# The statement of each bulk action, and the states it changes (its single action's rule).
+BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delete": "bulk_delete"}
+BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued",), "delete": FINISHED}
+
+
+async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
+    """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
+    under the row locks)."""
+    if not ids:
+        return []
+    async with translating():
+        rows = await db.fetch(SQL[BULK_STATEMENTS[action]], list(ids))
+    return [r["id"] for r in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class JobFilter:
     """What a job list is narrowed to; None means "any". `search` is matched as a substring."""
@@ -279,11 +430,7 @@ class JobFilter:
     search: str | None = None
 
     def search_pattern(self) -> str | None:
-        if self.search is None:
-            return None
-        # The text is literal: LIKE's own wildcards in it match themselves.
-        escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return f"%{escaped}%"
+        return like_pattern(self.search) if self.search is not None else None
 
 
 async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | None = None,
@@ -414,12 +561,16 @@ class NewSchedule:
     payload: dict[str, Any] | None = None
     enabled: bool = True
     max_attempts: int = 3
+    overlap: str = "allow"
+    misfire: str = "coalesce"
+    misfire_max: int = 10
 
 
 async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
-                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at)
+                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at,
+                                s.overlap, s.misfire, s.misfire_max)
     return Schedule.from_record(row)
 
 
@@ -463,6 +614,9 @@ class ScheduleChanges:
     enabled: bool | None = None
     max_attempts: int | None = None
     job_type: str | None = None
+    overlap: str | None = None
+    misfire: str | None = None
+    misfire_max: int | None = None
 
 
 async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
@@ -474,6 +628,7 @@ async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, 
         row = await db.fetchrow(
             SQL["update_schedule"], schedule_id, ch.cron_expr, ch.timezone, payload, ch.enabled,
             ch.max_attempts, ch.job_type, next_run_at, timing_changed, read.cron_expr, read.timezone,
+            ch.overlap, ch.misfire, ch.misfire_max,
         )
     return Schedule.from_record(row) if row is not None else None
 
@@ -494,21 +649,79 @@ class DueSchedule:
     timezone: str
     next_run_at: datetime
     now: datetime
+    overlap: str = "allow"
+    misfire: str = "coalesce"
+    misfire_max: int = 10
 
 
-async def due_schedules(db: Executor) -> list[DueSchedule]:
+async def due_schedules(db: Executor, *, clock: datetime | None = None) -> list[DueSchedule]:
+    """Schedules due at `clock` (None: the database's now())."""
     async with translating():
-        rows = await db.fetch(SQL["due_schedules"])
+        rows = await db.fetch(SQL["due_schedules"], clock)
     return [DueSchedule(r["id"], r["name"], r["job_type"], r["cron_expr"], r["timezone"],
-                        r["next_run_at"], r["now"]) for r in rows]
+                        r["next_run_at"], r["now"], r["overlap"], r["misfire"], r["misfire_max"])
+            for r in rows]
 
 
-async def advance_and_enqueue(db: Executor, due: DueSchedule, *, next_run_at: datetime) -> Job | None:
-    """The job this daemon enqueued for the slot, or None when another daemon took it."""
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """One schedule's decisions for its due slots, and the slot it moves to."""
+
+    due: DueSchedule
+    next_run_at: datetime
+    decisions: Sequence[tuple[datetime, str]]  # (slot, 'enqueue' | 'skipped_overlap' | 'skipped_misfire')
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A decision recorded for one slot."""
+
+    schedule_id: UUID
+    slot_at: datetime
+    outcome: str
+    job_id: UUID | None
+
+
+async def fire_schedules(db: Executor, plans: Sequence[FirePlan], *,
+                         clock: datetime | None = None) -> list[Fire]:
+    """Record the plans' decisions and enqueue their jobs in one statement; a schedule another daemon
+    advanced, changed or is deciding right now is left out (no rows for it)."""
+    if not plans:
+        return []
+    sids, slots, wants = [], [], []
+    for p in plans:
+        for slot, want in p.decisions:
+            sids.append(p.due.id)
+            slots.append(slot)
+            wants.append(want)
     async with translating():
-        row = await db.fetchrow(SQL["advance_and_enqueue"], due.id, next_run_at, due.cron_expr,
-                                due.timezone)
-    return Job.from_record(row) if row is not None else None
+        rows = await db.fetch(
+            SQL["fire_schedules"], [p.due.id for p in plans], [p.due.next_run_at for p in plans],
+            [p.next_run_at for p in plans], [p.due.cron_expr for p in plans], [p.due.timezone for p in plans],
+            sids, slots, wants, clock)
+    return [Fire(r["schedule_id"], r["slot_at"], r["outcome"], r["job_id"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    slot_at: datetime
+    decided_at: datetime
+    outcome: str
+    job_id: UUID | None
+    job_state: str | None
+
+
+async def schedule_history(db: Executor, schedule_id: UUID, *, limit: int) -> list[FireRecord]:
+    async with translating():
+        rows = await db.fetch(SQL["schedule_history"], schedule_id, limit)
+    return [FireRecord(r["slot_at"], r["decided_at"], r["outcome"], r["job_id"], r["job_state"])
+            for r in rows]
+
+
+async def prune_schedule_fires(db: Executor, *, keep: int) -> int:
+    async with translating():
+        status = await db.execute(SQL["prune_schedule_fires"], keep)
+    return _rowcount(status)
 
 
 async def schedules_missing_next_run(db: Executor) -> list[tuple[UUID, str, str, datetime]]:
@@ -523,9 +736,9 @@ async def set_missing_next_run(db: Executor, ids: Sequence[UUID], nexts: Sequenc
     return _rowcount(status)
 
 
-async def seconds_until_next_schedule(db: Executor) -> float | None:
+async def seconds_until_next_schedule(db: Executor, *, clock: datetime | None = None) -> float | None:
     async with translating():
-        return await db.fetchval(SQL["seconds_until_next_schedule"])
+        return await db.fetchval(SQL["seconds_until_next_schedule"], clock)
 
 
 async def trigger_schedule(db: Executor, schedule_id: UUID) -> Job:

@@ -11,33 +11,39 @@ SELECT now() AS now;
 -- Insert a batch of queued jobs from parallel arrays, in their order. A NULL element means the
 -- column's default (run_at now(), payload {}, max_attempts $7), and so does a NULL array: unnest
 -- pads a shorter (or NULL) array with NULLs, so the caller sends only the columns some job sets.
--- A duplicate idempotency key is skipped (ON CONFLICT DO NOTHING never aborts the caller's
--- transaction) and reported by the caller. Returns one row with only what the caller does not
--- know: the new ids in input order (RETURNING follows the ordered SELECT), the keys that were
--- inserted, and the statement's now() (the jobs' created_at, updated_at and default run_at).
--- $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- A job whose idempotency key exists, or whose unique key is held by a queued or running job, is
+-- skipped (ON CONFLICT DO NOTHING, over either unique index, never aborts the caller's
+-- transaction) and sorted out by the caller. Returns one row with only what the caller does not
+-- know: the new ids in input order (RETURNING follows the ordered SELECT) with, aligned to them,
+-- the idempotency and unique keys they hold, and the statement's now() (the jobs' created_at,
+-- updated_at and default run_at). $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
 -- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
--- $6 schedule ids, $7 default max_attempts, $8 notify
+-- $6 schedule ids, $7 default max_attempts, $8 notify, $9 unique keys
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id)
-    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[])
-         WITH ORDINALITY AS b(t, p, r, m, k, s, ord)
+    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id, unique_key)
+    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s, u
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[], $9::text[])
+         WITH ORDINALITY AS b(t, p, r, m, k, s, u, ord)
     ORDER BY ord
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, idempotency_key
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key, unique_key
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one
     WHERE $8::bool AND EXISTS (SELECT 1 FROM ins)
 )
-SELECT array(SELECT id FROM ins) AS ids,
-       array(SELECT idempotency_key FROM ins WHERE idempotency_key IS NOT NULL) AS keys,
+SELECT array(SELECT id FROM ins) AS ids, array(SELECT idempotency_key FROM ins) AS keys,
+       array(SELECT unique_key FROM ins) AS unique_keys,
        now() AS now, (SELECT count(*) FROM wake) AS woke;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
 -- $1 keys
 SELECT idempotency_key, id FROM _ayb_jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- name: active_jobs_by_unique_keys
+-- The queued or running jobs holding the given unique keys (what a deduplicated enqueue returns).
+-- $1 unique keys
+SELECT * FROM _ayb_jobs WHERE unique_key = ANY($1::text[]) AND state IN ('queued', 'running');
 
 -- name: notify
 SELECT pg_notify('ayb_jobs', '');
@@ -66,7 +72,7 @@ WITH picked AS MATERIALIZED (
 ), claimed AS (
     UPDATE _ayb_jobs j
     SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
-        attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
+        attempts = j.attempts + 1, claim_seq = j.claim_seq + 1, last_run_at = now(), updated_at = now()
     FROM unnest(ARRAY(SELECT id FROM picked)) AS picked(id)
     WHERE j.id = picked.id
     RETURNING j.*
@@ -84,23 +90,23 @@ SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs WHERE state = 'queued' O
                            LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8 AS seconds;
 
 -- name: complete_jobs
--- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and
--- re-claimed elsewhere is not touched. Returns the ids actually completed.
--- $1 ids, $2 attempts, $3 worker id
+-- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
+-- re-claimed (elsewhere, or here after an admin retry) is not touched. Returns the claims completed.
+-- $1 ids, $2 claim seqs, $3 worker id
 UPDATE _ayb_jobs j
 SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: fail_jobs
 -- Record failed attempts: back to queued after the given backoff while attempts remain (and the
 -- error is retryable), else failed. The error is appended to the history (last 10 kept).
 -- Fenced like complete_jobs. Returns id and the resulting state.
--- $1 ids, $2 attempts, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
+-- $1 ids, $2 claim seqs, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
 WITH d AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::bool[])
-        AS d(id, attempt, err, delay, retryable)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::float8[], $5::bool[])
+        AS d(id, seq, err, delay, retryable)
 )
 UPDATE _ayb_jobs j
 SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
@@ -110,29 +116,29 @@ SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' 
     errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'error', d.err, 'worker_id', j.worker_id))
 FROM d
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.attempts = d.attempt
-RETURNING j.id, j.state;
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.state;
 
 -- name: heartbeat_jobs
--- Extend the leases of this worker's in-flight jobs in one statement; returns the ids extended.
--- $1 ids, $2 attempts, $3 lease seconds, $4 worker id
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended.
+-- $1 ids, $2 claim seqs, $3 lease seconds, $4 worker id
 UPDATE _ayb_jobs j
 SET lease_until = now() + make_interval(secs => $3::float8)
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: release_jobs
 -- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or
 -- when our database connection went away under the handler (after a delay, so a handler that
 -- keeps losing its connection cannot spin).
--- $1 ids, $2 attempts, $3 worker id, $4 reasons, $5 delays in seconds
+-- $1 ids, $2 claim seqs, $3 worker id, $4 reasons, $5 delays in seconds
 UPDATE _ayb_jobs j
 SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts = j.attempts - 1,
     lease_until = NULL, worker_id = NULL, last_error = d.reason, updated_at = now()
-FROM unnest($1::uuid[], $2::int[], $4::text[], $5::float8[]) AS d(id, attempt, reason, delay)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, reason, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
@@ -183,9 +189,63 @@ RETURNING *;
 -- $1 id
 UPDATE _ayb_jobs
 SET state = 'queued', run_at = now(), attempts = 0, lease_until = NULL, worker_id = NULL,
-    canceled_at = NULL, completed_at = NULL, updated_at = now()
+    canceled_at = NULL, completed_at = NULL, cancel_requested_at = NULL, updated_at = now()
 WHERE id = $1 AND state IN ('failed', 'canceled')
 RETURNING *;
+
+-- name: delete_job
+-- Only a finished job can be deleted; a queued or running one is canceled first.
+-- $1 id
+DELETE FROM _ayb_jobs WHERE id = $1 AND state IN ('completed', 'failed', 'canceled')
+RETURNING id, type, state;
+
+-- name: bulk_match
+-- What an admin bulk action's filter matches (NULL = any), at most $6 rows, with their states:
+-- the caller refuses a filter broader than its bound before it changes anything, and applies the
+-- action's state rule to these ids (re-checked under the row locks by the bulk statements below).
+-- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit
+SELECT id, state FROM _ayb_jobs
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
+  AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) AND ($4::text IS NULL OR last_error ILIKE $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+LIMIT $6;
+
+-- name: bulk_retry
+-- retry_job for many: failed or canceled jobs queued again now with fresh attempts. A job whose
+-- unique key is held by a queued or running job (or by another job of this batch, newest kept)
+-- stays as it is, so one held key cannot fail the whole batch. Returns the ids queued.
+-- $1 ids
+WITH locked AS MATERIALIZED (
+    SELECT id, unique_key, created_at FROM _ayb_jobs
+    WHERE id = ANY($1::uuid[]) AND state IN ('failed', 'canceled')
+    FOR UPDATE
+), ranked AS (
+    SELECT id, unique_key,
+           row_number() OVER (PARTITION BY unique_key ORDER BY created_at DESC, id) AS n
+    FROM locked
+), chosen AS (
+    SELECT id FROM ranked r
+    WHERE r.unique_key IS NULL
+       OR (r.n = 1 AND NOT EXISTS (SELECT 1 FROM _ayb_jobs a WHERE a.unique_key = r.unique_key
+                                   AND a.state IN ('queued', 'running')))
+)
+UPDATE _ayb_jobs j
+SET state = 'queued', run_at = now(), attempts = 0, lease_until = NULL, worker_id = NULL,
+    canceled_at = NULL, completed_at = NULL, cancel_requested_at = NULL, updated_at = now()
+FROM chosen
+WHERE j.id = chosen.id
+RETURNING j.id;
+
+-- name: bulk_cancel_queued
+-- cancel_job for many queued jobs. $1 ids
+UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
+WHERE id = ANY($1::uuid[]) AND state = 'queued'
+RETURNING id;
+
+-- name: bulk_delete
+-- delete_job for many: finished jobs only. $1 ids
+DELETE FROM _ayb_jobs WHERE id = ANY($1::uuid[]) AND state IN ('completed', 'failed', 'canceled')
+RETURNING id;
 
 -- name: list_jobs
 -- Newest first, optional filters (NULL = any). A summary ($8 false) leaves out the payload and the
@@ -196,9 +256,11 @@ RETURNING *;
 -- $8 full rows
 SELECT id, type, state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
        last_run_at, idempotency_key, schedule_id, completed_at, canceled_at,
+       unique_key, snoozes, cancel_requested_at,
        CASE WHEN $8::bool THEN last_error ELSE left(last_error, 300) END AS last_error,
        CASE WHEN $8::bool THEN payload END AS payload,
-       CASE WHEN $8::bool THEN errors END AS errors
+       CASE WHEN $8::bool THEN errors END AS errors,
+       CASE WHEN $8::bool THEN result END AS result
 FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($5::text IS NULL OR ($5 = 'due' AND run_at <= now()) OR ($5 = 'scheduled' AND run_at > now()))
@@ -295,10 +357,11 @@ WITH doomed AS (
 DELETE FROM _ayb_jobs j USING doomed WHERE j.id = doomed.id;
 
 -- name: create_schedule
--- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run
+-- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run,
+-- $9 overlap, $10 misfire, $11 misfire max
 INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts,
-                                next_run_at)
-VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END)
+                                next_run_at, overlap, misfire, misfire_max)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END, $9, $10, $11)
 RETURNING *;
 
 -- name: get_schedule
@@ -319,9 +382,13 @@ SELECT * FROM _ayb_job_schedules ORDER BY name;
 -- can never restore an old slot. The guard on cron/timezone ($10, $11: the values $8 was computed
 -- from) makes a concurrent change of those inputs a retry instead of a wrong next_run_at.
 -- $1 id, $2 cron, $3 timezone, $4 payload, $5 enabled, $6 max attempts, $7 job type,
--- $8 next run, $9 timing changed, $10 cron read, $11 timezone read
+-- $8 next run, $9 timing changed, $10 cron read, $11 timezone read, $12 overlap, $13 misfire,
+-- $14 misfire max
 UPDATE _ayb_job_schedules
 SET cron_expr = coalesce($2, cron_expr),
+    overlap = coalesce($12, overlap),
+    misfire = coalesce($13, misfire),
+    misfire_max = coalesce($14::int, misfire_max),
     timezone = coalesce($3, timezone),
     payload = coalesce($4::text::jsonb, payload),
     enabled = coalesce($5, enabled),
@@ -341,33 +408,95 @@ RETURNING *;
 DELETE FROM _ayb_job_schedules WHERE id = $1 RETURNING id;
 
 -- name: due_schedules
--- Enabled schedules whose slot has come, with the database clock to compute the next slot from.
-SELECT id, name, job_type, cron_expr, timezone, next_run_at, now() AS now
+-- Enabled schedules whose slot has come, with the scheduler's clock ($1; NULL = the database's
+-- now(), which is what the daemon uses; tests pass an instant) to compute the slots from.
+-- $1 clock
+SELECT id, name, job_type, cron_expr, timezone, next_run_at, overlap, misfire, misfire_max,
+       coalesce($1::timestamptz, now()) AS now
 FROM _ayb_job_schedules
-WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
+WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= coalesce($1::timestamptz, now())
 ORDER BY next_run_at;
 
--- name: advance_and_enqueue
--- Advance one due schedule to its next slot and enqueue its job, in one statement (so one
--- transaction). The UPDATE re-checks "still enabled and still due" under the row lock, so when two
--- daemons race only one advances and only that one inserts a job. The job uses the type, payload
--- and max_attempts returned by that same UPDATE. Also guarded on the cron/timezone the next slot
--- was computed from. Returns the job inserted, or nothing when another daemon took the slot.
--- $1 schedule id, $2 next run, $3 cron read, $4 timezone read
-WITH adv AS (
-    UPDATE _ayb_job_schedules
-    SET last_run_at = now(), next_run_at = $2, updated_at = now()
-    WHERE id = $1 AND enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
-      AND cron_expr = $3 AND timezone = $4
-    RETURNING id, job_type, payload, max_attempts
+-- name: fire_schedules
+-- Decide the due slots of a batch of schedules in one statement (one transaction), advancing each
+-- schedule to its next slot, recording one row per slot in _ayb_job_schedule_fires and enqueueing
+-- the jobs. A schedule is taken only if it is still enabled, still at the slot the decisions were
+-- computed from and has the cron/timezone they were computed with; SKIP LOCKED leaves a schedule
+-- another daemon is deciding right now to that daemon (so two daemons share a large batch instead
+-- of queueing behind each other's row locks). The fires' primary key makes a second decision of a
+-- slot impossible; a slot that already has one is left as it is and enqueues nothing. 'enqueue'
+-- decisions become 'skipped_overlap' when the schedule has overlap = 'skip' and a job of it is
+-- still queued or running. Returns the decisions taken, with the job ids.
+-- $1 schedule ids, $2 slots read (next_run_at), $3 next runs, $4 crons read, $5 timezones read,
+-- $6 decision schedule ids, $7 decision slots, $8 decisions ('enqueue' | 'skipped_overlap' |
+-- 'skipped_misfire'), $9 clock
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[])
+        AS b(id, slot, next, cron, tz)
+), locked AS MATERIALIZED (
+    SELECT s.id, batch.next FROM _ayb_job_schedules s JOIN batch ON batch.id = s.id
+    WHERE s.enabled AND s.next_run_at = batch.slot AND s.cron_expr = batch.cron AND s.timezone = batch.tz
+    FOR UPDATE OF s SKIP LOCKED
+), adv AS (
+    UPDATE _ayb_job_schedules s
+    SET last_run_at = coalesce($9::timestamptz, now()), next_run_at = locked.next, updated_at = now()
+    FROM locked WHERE s.id = locked.id
+    RETURNING s.id, s.job_type, s.payload, s.max_attempts, s.overlap
+), busy AS (
+    SELECT adv.id FROM adv
+    WHERE adv.overlap = 'skip' AND EXISTS (
+        SELECT 1 FROM _ayb_jobs j
+        WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
+), decided AS MATERIALIZED (
+    SELECT d.sid, d.slot,
+           CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
+                WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
+           CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
+    FROM unnest($6::uuid[], $7::timestamptz[], $8::text[]) AS d(sid, slot, want)
+    JOIN adv ON adv.id = d.sid
+    LEFT JOIN busy ON busy.id = d.sid
+), fired AS (
+    INSERT INTO _ayb_job_schedule_fires (schedule_id, slot_at, decided_at, job_id, outcome)
+    SELECT sid, slot, coalesce($9::timestamptz, now()), job_id, outcome FROM decided
+    ON CONFLICT (schedule_id, slot_at) DO NOTHING
+    RETURNING schedule_id, slot_at, job_id, outcome
 ), ins AS (
-    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
-    SELECT job_type, payload, max_attempts, id FROM adv
-    RETURNING *
+    INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
+    SELECT fired.job_id, adv.job_type, adv.payload, adv.max_attempts, adv.id
+    FROM fired JOIN adv ON adv.id = fired.schedule_id
+    WHERE fired.outcome = 'enqueued'
+    ORDER BY fired.slot_at
+    RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
+SELECT fired.schedule_id, fired.slot_at, fired.outcome, fired.job_id
+FROM fired CROSS JOIN (SELECT count(*) AS n FROM wake) w
+ORDER BY fired.schedule_id, fired.slot_at;
+
+-- name: schedule_history
+-- The newest fire decisions of one schedule, with the current state of each job (NULL once the
+-- job was pruned). $1 schedule id, $2 limit
+SELECT f.slot_at, f.decided_at, f.outcome, f.job_id, j.state AS job_state
+FROM _ayb_job_schedule_fires f
+LEFT JOIN _ayb_jobs j ON j.id = f.job_id
+WHERE f.schedule_id = $1
+ORDER BY f.slot_at DESC
+LIMIT $2;
+
+-- name: prune_schedule_fires
+-- Keep the newest $1 decisions of each schedule: for every schedule, find the slot $1 places down
+-- its history (one short index walk each) and delete that slot and older ones.
+-- $1 rows kept per schedule
+WITH cut AS (
+    SELECT s.id, c.slot_at
+    FROM _ayb_job_schedules s
+    CROSS JOIN LATERAL (
+        SELECT slot_at FROM _ayb_job_schedule_fires f WHERE f.schedule_id = s.id
+        ORDER BY slot_at DESC OFFSET $1 LIMIT 1) c
+)
+DELETE FROM _ayb_job_schedule_fires f USING cut
+WHERE f.schedule_id = cut.id AND f.slot_at <= cut.slot_at;
 
 -- name: schedules_missing_next_run
 -- Enabled schedules with no next_run_at (new defaults from a migration, or rows written by hand).
@@ -382,7 +511,8 @@ WHERE s.id = d.id AND s.enabled AND s.next_run_at IS NULL;
 
 -- name: seconds_until_next_schedule
 -- How long the scheduler may sleep: until the earliest enabled slot (NULL when none).
-SELECT extract(epoch FROM min(next_run_at) - now())::float8 AS seconds
+-- $1 clock (NULL = now())
+SELECT extract(epoch FROM min(next_run_at) - coalesce($1::timestamptz, now()))::float8 AS seconds
 FROM _ayb_job_schedules WHERE enabled AND next_run_at IS NOT NULL;
 
 -- name: trigger_schedule

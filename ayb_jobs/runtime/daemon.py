@@ -34,6 +34,7 @@ from ayb_jobs.health import HealthMonitor
 from ayb_jobs.logs import add_secret
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime import http
+from ayb_jobs.runtime.dbwatch import DatabaseWatch
 from ayb_jobs.runtime.executor import Executor
 from ayb_jobs.runtime.heartbeat import Heartbeat
 from ayb_jobs.runtime.legacy import LegacyPruner
@@ -73,6 +74,7 @@ class Daemon:
         self.draining = False
         self.exit_code = 0
         self.pool: Any = None
+        self.watch = DatabaseWatch()
         self.embedded: Any = None
         self.registry: Registry | None = None
         self.http: http.HttpServer | None = None
@@ -169,7 +171,8 @@ class Daemon:
                                              db.embedded_user, log=log)
             dsn = await self.embedded.start()
         self.pool = await create_pool(dsn, max_size=db.pool_max_size,
-                                      statement_cache_size=db.statement_cache_size)
+                                      statement_cache_size=db.statement_cache_size, init=self.watch.track)
+        await self.watch.prime(self.pool)
         return dsn
 
     async def prepare_schema(self) -> None:
@@ -187,7 +190,8 @@ class Daemon:
                                     on_db_error=lambda: self.metrics.db_error("outcomes"))
         self.executor = Executor(pool=self.pool, registry=self.registry, writer=self.writer,
                                  metrics=self.metrics, worker_id=self.worker_id,
-                                 concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s)
+                                 concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s,
+                                 watch=self.watch)
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
                              lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,

@@ -3,12 +3,20 @@
 A job holds its slot from claim until its outcome is written (see outcomes.py). How a handler
 ends decides the outcome:
 - returns                      -> complete
-- raises InvalidPayload        -> fail, no retry
+- raises InvalidPayload        -> fail, no retry (also when the stored payload cannot be decoded)
 - raises another Exception     -> fail, retried with backoff while attempts remain
 - exceeds jobs.job_timeout_s   -> fail "timed out after Ns"
 - cancelled by shutdown        -> release (queued again, attempt not counted)
-- cancelled after a lost lease -> nothing is written (another worker owns the job now)
-- loses our database connection-> release: not the handler's failure
+- cancelled after a lost lease -> nothing is written (another worker owns the job now); also a
+                                   stale run of a job this daemon has claimed again
+- raises because our database   -> release after a backoff, attempt not counted: not the handler's
+  failed under it                  failure (decided by runtime/dbwatch.py from our pool's state and a
+                                   probe, not from the exception's class)
+
+In-flight runs are keyed by their claim (job id and claim_seq), not by job id: after an admin
+retry the same daemon can claim a job whose earlier run it still holds, and the two must not be
+confused. This class alone owns that state (`running`); the heartbeat and the daemon's drain go
+through its methods.
 """
 
 from __future__ import annotations
@@ -19,9 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from uuid import UUID
 
-import asyncpg
 import structlog
 
 from ayb_jobs.backoff import backoff_seconds
@@ -30,20 +36,13 @@ from ayb_jobs.errors import InvalidPayload
 from ayb_jobs.handlers import JobContext, Registry
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.models import Job
-from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter
+from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
+from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 
 MAX_ERROR_BYTES = 4096
 StopReason = Literal["shutdown", "lease_lost"]
 
 log = structlog.get_logger("ayb_jobs.executor")
-
-# asyncpg errors that mean our own connection to Postgres went away mid-job. InternalClientError
-# ("cannot switch to state 15; another operation (2) is in progress") is what a pooled connection
-# killed by a server restart raises when it is handed out before asyncpg noticed the close.
-# Not the handler's failure: the job is released uncounted, after a backoff, so a handler that
-# raises these for its own reasons slows down instead of spinning.
-_CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-                    asyncpg.AdminShutdownError, asyncpg.InternalClientError)
 
 
 def truncate_error(text: str) -> str:
@@ -70,8 +69,9 @@ class Running:
 class Executor:
     def __init__(self, *, pool: Any, registry: Registry, writer: OutcomeWriter, metrics: Metrics,
                  worker_id: str, concurrency: int, job_timeout_s: float,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, watch: DatabaseWatch | None = None) -> None:
         self._pool = pool
+        self._watch = watch or DatabaseWatch()
         self._registry = registry
         self._writer = writer
         self._metrics = metrics
@@ -81,7 +81,7 @@ class Executor:
         self._rand = rand
         # A concrete logger for the per-job hot path (the module's lazy proxy rebinds on every call).
         self._log = log.bind()
-        self.running: dict[UUID, Running] = {}
+        self.running: dict[Claimed, Running] = {}
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -91,8 +91,10 @@ class Executor:
 
     def start(self, jobs: list[Job]) -> None:
         for job in jobs:
-            entry = Running(job, Claimed(job.id, job.attempts))
-            self.running[job.id] = entry
+            claimed = Claimed.of(job)
+            self._stop_stale_runs(claimed)
+            entry = Running(job, claimed)
+            self.running[claimed] = entry
             entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
             self._metrics.claimed(job.type)
             self._log.debug("job_claimed", **self._fields(entry))
@@ -100,53 +102,77 @@ class Executor:
             self.idle.clear()
         self._metrics.set_in_flight(len(self.running))
 
-    def stop_job(self, job_id: UUID, reason: StopReason) -> None:
+    def _stop_stale_runs(self, claimed: Claimed) -> None:
+        """A new claim of a job means any older run of it here lost its lease (it was recovered,
+        then retried by an admin, and claimed by us again): stop it, it must write nothing."""
+        for other in [c for c in self.running if c.id == claimed.id and c.seq < claimed.seq]:
+            self.stop_job(other, "lease_lost")
+
+    def stop_job(self, claimed: Claimed, reason: StopReason) -> None:
         """Cancel a running handler; its outcome follows from the reason."""
-        entry = self.running.get(job_id)
-        if entry is not None and entry.task is not None and not entry.task.done():
+        entry = self.running.get(claimed)
+        if entry is not None and self.in_handler(claimed):
             entry.stop_reason = reason
             entry.task.cancel()
 
     def stop_all(self, reason: StopReason) -> None:
-        for job_id in list(self.running):
-            self.stop_job(job_id, reason)
+        for claimed in list(self.running):
+            self.stop_job(claimed, reason)
+
+    def in_handler(self, claimed: Claimed) -> bool:
+        """Whether the run is still in its handler (not waiting for its outcome to be written)."""
+        entry = self.running.get(claimed)
+        return entry is not None and entry.task is not None and not entry.task.done()
 
     def claimed(self) -> list[Claimed]:
-        return [e.claimed for e in self.running.values()]
+        return list(self.running)
 
     def _fields(self, entry: Running) -> dict[str, Any]:
         return {"job_id": str(entry.job.id), "job_type": entry.job.type, "attempt": entry.job.attempts,
-                "worker_id": self.worker_id}
+                "claim_seq": entry.claimed.seq, "worker_id": self.worker_id}
 
     async def _run(self, entry: Running) -> None:
-        job = entry.job
-        job_type = self._registry.get(job.type)
+        job_type = self._registry.get(entry.job.type)
         if job_type is None:
-            self._fail(entry, f"no handler registered for job type '{job.type}'", retryable=True)
+            self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)
             return
-        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
-                         self._log.bind(**self._fields(entry)))
+        if entry.job.payload_error is not None:  # no retry can make the stored payload readable
+            self._fail(entry, f"{entry.job.payload_error}; the job cannot run", retryable=False)
+            return
         try:
-            async with asyncio.timeout(self._job_timeout_s) as deadline:
-                result = await job_type.handler(job.payload, ctx)
-        except asyncio.CancelledError:
+            await self._attempt(entry, job_type.handler)
+        except asyncio.CancelledError:  # also while judging an error (the probe awaits)
             self._after_cancel(entry)
             raise
+
+    async def _attempt(self, entry: Running, handler: Any) -> None:
+        job = entry.job
+        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, self.worker_id, self._pool,
+                         self._log.bind(**self._fields(entry)))
+        faults_before = self._watch.faults
+        try:
+            async with asyncio.timeout(self._job_timeout_s) as deadline:
+                result = await handler(job.payload, ctx)
         except TimeoutError as exc:
             if deadline.expired():
                 self._timed_out(entry)
             else:
-                self._fail(entry, describe(exc))
+                await self._raised(entry, exc, faults_before)
         except InvalidPayload as exc:
             self._fail(entry, describe(exc), retryable=False)
-        except _CONNECTION_LOST as exc:
-            error = truncate_error(f"database connection lost during the job: {describe(exc)}")
-            self._settle(entry, Outcome("release", entry.claimed, job.type, error=error,
-                                        backoff_s=backoff_seconds(job.attempts, self._rand)))
         except Exception as exc:
-            self._fail(entry, describe(exc))
+            await self._raised(entry, exc, faults_before)
         else:
             self._complete(entry, result)
+
+    async def _raised(self, entry: Running, exc: Exception, faults_before: int) -> None:
+        """The handler raised: its failure, unless our own database failed under it."""
+        if connection_like(exc) and await self._watch.fault_since(self._pool, faults_before):
+            error = truncate_error(f"our database connection failed during the job: {describe(exc)}")
+            self._settle(entry, Outcome("release", entry.claimed, entry.job.type, error=error,
+                                        backoff_s=backoff_seconds(entry.job.attempts, self._rand)))
+        else:
+            self._fail(entry, describe(exc))
 
     def _after_cancel(self, entry: Running) -> None:
         if entry.stop_reason == "lease_lost":
@@ -172,33 +198,33 @@ class Executor:
     def _settle(self, entry: Running, outcome: Outcome, result: Any = None) -> None:
         duration = time.monotonic() - entry.started
 
-        def settled(state: str | None) -> None:
-            self._report(entry, outcome, state, duration, result)
+        def settled(how: Settled) -> None:
+            self._report(entry, outcome, how, duration, result)
             self._free(entry)
 
         outcome.on_settled = settled
         self._writer.put(outcome)
 
-    def _report(self, entry: Running, outcome: Outcome, state: str | None, duration: float,
+    def _report(self, entry: Running, outcome: Outcome, how: Settled, duration: float,
                 result: Any) -> None:
         fields = {**self._fields(entry), "duration_ms": round(duration * 1000, 1)}
         job_type = entry.job.type
-        if state == "unconfirmed":
+        if how is Settled.UNCONFIRMED:
             self._log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
                               reason="the write was retried after a database error and found the job "
                                      "already settled; the first attempt most likely committed", **fields)
-        elif state is None:
+        elif how is Settled.LEASE_LOST:
             self._metrics.lease_lost(job_type)
             self._log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone",
                               **fields)
-        elif state == "completed":
+        elif how is Settled.COMPLETED:
             self._metrics.completed(job_type, duration)
             self._log.info("job_completed", result=result, **fields)
-        elif state == "queued":
+        elif how is Settled.QUEUED:
             self._metrics.retried(job_type, duration)
             self._log.warning("job_retry_scheduled", error=outcome.error,
                               retry_in_s=round(outcome.backoff_s, 3), **fields)
-        elif state == "failed":
+        elif how is Settled.FAILED:
             self._metrics.failed(job_type, duration)
             self._log.error("job_failed", error=outcome.error, **fields)
         else:
@@ -206,7 +232,7 @@ class Executor:
             self._log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)
 
     def _free(self, entry: Running) -> None:
-        if self.running.pop(entry.job.id, None) is not None:
+        if self.running.pop(entry.claimed, None) is not None:
             self.slot_freed.set()
             self._metrics.set_in_flight(len(self.running))
             if not self.running:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
-from uuid import UUID
 
 import structlog
 
@@ -27,6 +27,19 @@ MAX_BATCH = 500
 log = structlog.get_logger("ayb_jobs.outcomes")
 
 
+class Settled(StrEnum):
+    """What writing an outcome found: the state the job ended in, or why nothing was written."""
+
+    COMPLETED = "completed"
+    QUEUED = "queued"  # a failed attempt, retried later
+    FAILED = "failed"
+    RELEASED = "released"
+    LEASE_LOST = "lease_lost"  # the fence found the claim gone (recovered, re-claimed)
+    # A write retried after a database error found nothing to change: its first try most likely
+    # committed before the connection broke.
+    UNCONFIRMED = "unconfirmed"
+
+
 @dataclass(slots=True)
 class Outcome:
     kind: Kind
@@ -35,10 +48,8 @@ class Outcome:
     error: str | None = None
     backoff_s: float = 0.0
     retryable: bool = True
-    # Called once the outcome is settled: with the resulting state ("completed", "queued",
-    # "failed", "released"), None when the lease had been lost, or "unconfirmed" when a write
-    # retried after a database error found nothing to change.
-    on_settled: Callable[[str | None], None] = field(default=lambda _state: None)
+    # Called once, when the outcome is settled.
+    on_settled: Callable[[Settled], None] = field(default=lambda _settled: None)
 
 
 class OutcomeWriter:
@@ -87,8 +98,8 @@ class OutcomeWriter:
             for o in batch:
                 # A write retried after a lost connection may have committed the first time: then
                 # the fence finds nothing, which says nothing about the lease.
-                missing = "unconfirmed" if id(o) in retried else None
-                o.on_settled(results.get(o.claimed.id, missing))
+                missing = Settled.UNCONFIRMED if id(o) in retried else Settled.LEASE_LOST
+                o.on_settled(results.get(o.claimed, missing))
             retried.difference_update(written)
 
     def close(self) -> None:
@@ -96,20 +107,20 @@ class OutcomeWriter:
         self._closing = True
         self._ready.set()
 
-    async def _write(self, kind: Kind, batch: list[Outcome]) -> dict[UUID, str]:
-        """One fenced statement for a batch of one kind; the state each job ended in, by id."""
+    async def _write(self, kind: Kind, batch: list[Outcome]) -> dict[Claimed, Settled]:
+        """One fenced statement for a batch of one kind; what each claim written ended in."""
         claimed = [o.claimed for o in batch]
         if kind == "complete":
             done = await queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
                                                timeout=WRITE_TIMEOUT_S)
-            return {i: "completed" for i in done}
+            return dict.fromkeys(done, Settled.COMPLETED)
         if kind == "fail":
             failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
             states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
                                              timeout=WRITE_TIMEOUT_S)
-            return {i: str(s) for i, s in states.items()}
+            return {c: Settled(str(state)) for c, state in states.items()}
         released = await queries.release_jobs(
             self._pool, claimed, worker_id=self._worker_id, timeout=WRITE_TIMEOUT_S,
             reasons=[o.error or queries.SHUTDOWN_REASON for o in batch],
             delays_s=[o.backoff_s for o in batch])
-        return {i: "released" for i in released}
+        return dict.fromkeys(released, Settled.RELEASED)

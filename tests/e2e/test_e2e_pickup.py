@@ -82,3 +82,21 @@ async def test_duplicate_idempotency_key_names_the_existing_job(db, db_url):
     assert str(caught.value.existing_job_id) == str(first.id)
     assert await db.fetchval("SELECT count(*) FROM _ayb_jobs WHERE idempotency_key = 'order-42'") == 1
 
+
+
+async def test_sync_enqueue_on_a_psycopg_connection_starts_within_50ms_of_commit(db, db_url, start_daemon):
+    import psycopg
+
+    from ayb_jobs import sync
+
+    d = await start_listening(start_daemon)
+    with psycopg.connect(db_url) as conn:
+        rolled_back = sync.enqueue(conn, "record", {"marker": "sync rolled back"})
+        conn.rollback()
+        job_id = sync.enqueue(conn, "record", {"marker": "sync"})
+        conn.commit()
+
+    row = await wait_job_state(db, job_id, "completed", timeout=5)
+    assert row["last_run_at"] - row["created_at"] < NOTIFY_LATENCY
+    assert await db.fetchval("SELECT count(*) FROM _ayb_jobs WHERE id = $1", rolled_back) == 0
+    assert not d.events("job_claimed", lambda r: r["job_id"] == str(rolled_back))
