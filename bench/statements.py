@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from ayb_jobs.db.migrate import migrate
+from ayb_jobs.db.queries import ACTIVE_COUNT_CAP
 from ayb_jobs.db.sql import SQL
 
 ADMIN_URL = os.environ.get("AYB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -79,21 +80,22 @@ async def statements(conn: asyncpg.Connection, batch: int) -> dict[str, tuple[st
     """Each statement with the arguments the runtime passes; the outcome statements get a claimed
     batch of their own (claimed and committed here)."""
     claimed = await conn.fetch(SQL["claim_jobs"], batch, 30.0, "w")
-    ids, att, n = [r["id"] for r in claimed], [r["attempts"] for r in claimed], len(claimed)
+    ids, seqs, n = [r["id"] for r in claimed], [r["claim_seq"] for r in claimed], len(claimed)
     return {
         f"claim_jobs ({batch})": ("claim_jobs", [batch, 30.0, "w"]),
-        f"complete_jobs ({n})": ("complete_jobs", [ids, att, "w"]),
-        f"fail_jobs ({n})": ("fail_jobs", [ids, att, ["boom"] * n, [5.0] * n, [True] * n, "w"]),
-        f"heartbeat_jobs ({n})": ("heartbeat_jobs", [ids, att, 30.0, "w"]),
-        f"release_jobs ({n})": ("release_jobs", [ids, att, "w", ["shutdown"] * n, [0.0] * n]),
+        f"complete_jobs ({n})": ("complete_jobs", [ids, seqs, "w"]),
+        f"fail_jobs ({n})": ("fail_jobs", [ids, seqs, ["boom"] * n, [5.0] * n, [True] * n, "w"]),
+        f"heartbeat_jobs ({n})": ("heartbeat_jobs", [ids, seqs, 30.0, "w"]),
+        f"release_jobs ({n})": ("release_jobs", [ids, seqs, "w", ["shutdown"] * n, [0.0] * n]),
         "recover_expired (none expired)": ("recover_expired", [100, 0.5]),
         "seconds_until_next_job": ("seconds_until_next_job", [None]),
-        "active_counts (systemd STATUS)": ("active_counts", []),
+        "active_counts (systemd STATUS)": ("active_counts", [ACTIVE_COUNT_CAP]),
         "job_stats (/metrics)": ("job_stats", []),
     }
 
 
-async def explain(conn: asyncpg.Connection, sql: str, params: list[Any], runs: int) -> tuple[list[float], Any]:
+async def explain(conn: asyncpg.Connection, sql: str, params: list[Any],
+                  runs: int) -> tuple[list[float], Any]:
     times, plan = [], None
     for _ in range(runs):
         tx = conn.transaction()
@@ -123,15 +125,15 @@ async def report_statements(conn: asyncpg.Connection, args: argparse.Namespace) 
 
 
 async def report_loop(conn: asyncpg.Connection, args: argparse.Namespace) -> None:
-    tracked = await conn.fetchval(
-        "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting('shared_preload_libraries'), ','))")
+    tracked = await conn.fetchval("SELECT 'pg_stat_statements' = ANY(string_to_array("
+                                  "replace(current_setting('shared_preload_libraries'), ' ', ''), ','))")
     if tracked:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_stat_statements_reset()")
     done, started = 0, time.perf_counter()
     while rows := await conn.fetch(SQL["claim_jobs"], args.batch, 30.0, "w"):
-        await conn.fetch(SQL["complete_jobs"], [r["id"] for r in rows], [r["attempts"] for r in rows], "w")
+        await conn.fetch(SQL["complete_jobs"], [r["id"] for r in rows], [r["claim_seq"] for r in rows], "w")
         done += len(rows)
     print(f"claim/complete loop, batch {args.batch}: {done / (time.perf_counter() - started):,.0f} jobs/s")
     if not tracked:
@@ -141,7 +143,8 @@ async def report_loop(conn: asyncpg.Connection, args: argparse.Namespace) -> Non
             SELECT CASE WHEN query LIKE '-- Claim%' THEN 'claim_jobs' ELSE 'complete_jobs' END AS name, rows,
                    shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied AS dirtied, wal_fpi,
                    wal_bytes
-            FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND (query LIKE '-- Claim%' OR query LIKE '-- Mark claimed%') ORDER BY 1"""):
         n = r["rows"] or 1
         print(f"  {r['name']:14} per job: buffers {r['blocks'] / n:.1f}, dirtied {r['dirtied'] / n:.2f}, "
