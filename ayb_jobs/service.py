@@ -554,7 +554,9 @@ def _job_facts(row: Any, holder: Any, locked: bool) -> explain.JobFacts:
         completed_at=row["completed_at"], canceled_at=row["canceled_at"],
         cancel_requested_at=row["cancel_requested_at"], updated_at=row["updated_at"],
         due_ahead=row["due_ahead"], due_ahead_capped=row["due_ahead"] >= EXPLAIN_AHEAD_CAP,
-        workers=workers, lock=lock)
+        workers=workers, lock=lock,
+        queue=explain.QueueFacts(row["queue"], row["queue_paused_at"], row["queue_limit"],
+                                 row["queue_running"]))
 
 
 def _job_detail(job: Job) -> dict[str, Any]:

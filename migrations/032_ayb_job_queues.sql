@@ -26,6 +26,7 @@ ALTER TABLE _ayb_job_schedules
 CREATE TABLE _ayb_job_queues (
     name        varchar(100) PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,100}$'),
     paused      boolean NOT NULL DEFAULT false,
+    paused_at   timestamptz,  -- since when it is paused (NULL while not)
     concurrency integer CHECK (concurrency >= 1),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );

@@ -74,7 +74,9 @@ SELECT pg_notify($1, '');
 -- every queued row. The merge of the queues' heads sorts at most (queues x $1) rows, above the locks.
 -- Rows locked there but not picked are only skipped by other claimers until this commits. As in
 -- the single-queue claim before it, the UPDATE finds the picked rows by primary key through an
--- array, whose length the planner takes as small, so it cannot turn into a hash of the table.
+-- array, whose length the planner takes as small, so it cannot turn into a hash of the table. The
+-- batch limit is a subquery so that the planner costs a custom plan like the generic one: it then
+-- keeps the generic plan instead of planning this statement again at every claim (0.4 ms each).
 --
 -- The global limit: for limited queues only, _ayb_jobs_queue_slots takes a transaction-scoped
 -- advisory lock per queue and then counts the queue's running jobs on a snapshot taken after the
@@ -88,15 +90,14 @@ WITH RECURSIVE present AS (
     SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
             ORDER BY j.queue LIMIT 1)
     FROM present p WHERE p.queue IS NOT NULL
-), candidates AS (
-    -- A daemon with a list of queues probes just those (unknown names simply have no jobs).
-    SELECT queue FROM present WHERE queue IS NOT NULL AND $4::text[] IS NULL
-    UNION ALL
-    SELECT DISTINCT u FROM unnest($4::text[]) AS u WHERE $4::text[] IS NOT NULL
 ), open AS MATERIALIZED (
-    SELECT c.queue, s.concurrency FROM candidates c
-    LEFT JOIN _ayb_job_queues s ON s.name = c.queue
-    WHERE NOT coalesce(s.paused, false)
+    -- The queues this daemon works (names that no job uses yet simply are not present), unpaused.
+    -- One filter, not a branch per case: a branch folded away in a custom plan makes it look
+    -- cheaper than the generic one, and the statement would be planned again at every claim.
+    SELECT p.queue, s.concurrency FROM present p
+    LEFT JOIN _ayb_job_queues s ON s.name = p.queue
+    WHERE p.queue IS NOT NULL AND ($4::text[] IS NULL OR p.queue = ANY($4::text[]))
+      AND NOT coalesce(s.paused, false)
 ), slots AS MATERIALIZED (
     SELECT queue, free FROM _ayb_jobs_queue_slots(ARRAY(SELECT queue FROM open WHERE concurrency IS NOT NULL))
     WHERE EXISTS (SELECT 1 FROM open WHERE concurrency IS NOT NULL)
@@ -112,7 +113,7 @@ WITH RECURSIVE present AS (
     ) c
     WHERE o.concurrency IS NULL OR sl.free > 0
     ORDER BY c.priority, c.run_at, c.id
-    LIMIT $1
+    LIMIT (SELECT $1::int)
 ), claimed AS (
     UPDATE _ayb_jobs j
     SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
@@ -653,10 +654,11 @@ ORDER BY n.name;
 -- name: set_queue
 -- Create or change a queue's settings; NULL leaves a field as it is, $4 clears the limit.
 -- $1 name, $2 paused, $3 concurrency, $4 clear concurrency
-INSERT INTO _ayb_job_queues AS q (name, paused, concurrency)
-VALUES ($1, coalesce($2, false), CASE WHEN $4::bool THEN NULL ELSE $3::int END)
+INSERT INTO _ayb_job_queues AS q (name, paused, paused_at, concurrency)
+VALUES ($1, coalesce($2, false), CASE WHEN $2 THEN now() END, CASE WHEN $4::bool THEN NULL ELSE $3::int END)
 ON CONFLICT (name) DO UPDATE
 SET paused = coalesce($2, q.paused),
+    paused_at = CASE WHEN NOT coalesce($2, q.paused) THEN NULL ELSE coalesce(q.paused_at, now()) END,
     concurrency = CASE WHEN $4::bool THEN NULL ELSE coalesce($3::int, q.concurrency) END,
     updated_at = now()
 RETURNING name;
@@ -786,20 +788,25 @@ FROM _ayb_jobs j JOIN pg_stat_activity a ON a.backend_xid = j.xmax
 WHERE j.id = $1 AND a.pid <> pg_backend_pid();
 
 -- name: explain_facts
--- The job, the database clock, the due jobs ahead of it in claim order (counted up to $2) and every
--- known worker with whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
+-- The job, the database clock, the due jobs ahead of it in its queue's claim order (priority,
+-- run_at, id; counted up to $2), its queue's settings and running jobs, and every known worker with
+-- whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
 SELECT j.id, j.type, j.state, j.run_at, j.attempts, j.max_attempts, j.last_error, j.worker_id,
        j.lease_until, j.completed_at, j.canceled_at, j.cancel_requested_at, j.updated_at, now() AS now,
+       j.queue, qs.paused_at AS queue_paused_at, qs.concurrency AS queue_limit,
+       (SELECT count(*) FROM _ayb_jobs r WHERE r.state = 'running' AND r.queue = j.queue) AS queue_running,
        (SELECT count(*) FROM (
             SELECT 1 FROM _ayb_jobs q
-            WHERE q.state = 'queued' AND q.run_at <= now() AND (q.run_at, q.id) < (j.run_at, j.id)
+            WHERE q.state = 'queued' AND q.queue = j.queue AND q.run_at <= now()
+              AND (q.priority, q.run_at, q.id) < (j.priority, j.run_at, j.id)
             LIMIT $2) ahead) AS due_ahead,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
             'worker_id', w.worker_id, 'alive', w.last_seen_at >= now() - make_interval(secs => $3),
             'last_seen_at', w.last_seen_at, 'queues', w.queues, 'types', w.types,
             'concurrency', w.concurrency, 'in_flight', w.in_flight)), '[]'::jsonb)::text
         FROM _ayb_job_workers w) AS workers
-FROM _ayb_jobs j WHERE j.id = $1;
+FROM _ayb_jobs j LEFT JOIN _ayb_job_queues qs ON qs.name = j.queue
+WHERE j.id = $1;
 
 -- name: health_claim
 -- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon

@@ -144,3 +144,31 @@ async def test_a_plain_sql_insert_gets_the_column_defaults(pool) -> None:
     row = await pool.fetchrow(
         "INSERT INTO _ayb_jobs (type) VALUES ('t') RETURNING queue, priority, max_attempts")
     assert tuple(row) == ("default", 0, 3)
+
+
+async def test_explain_names_a_paused_queue_a_full_limit_and_the_jobs_ahead_in_claim_order(pool) -> None:
+    from ayb_jobs.db import ops_queries
+    from ayb_jobs.db.ops_queries import WorkerBeat
+    from ayb_jobs.handlers import default_registry
+    from ayb_jobs.service import JobService
+
+    service = JobService(pool, default_registry())
+    await ops_queries.upsert_worker(pool, WorkerBeat("w-live", "host", 1, "0", (), ("test.job",), 4, 0))
+    held = await add_job(pool, queue="held")
+    await service.update_queue("held", paused=True)
+    out = {r["code"]: r["message"] for r in (await service.explain_job(held.id))["reasons"]}
+    assert "queue_paused" in out and "ayb-jobs queues resume held" in out["queue_paused"]
+
+    await add_job(pool, queue="one")
+    waiting = await add_job(pool, queue="one")
+    await service.update_queue("one", concurrency=1)
+    await claim(pool, limit=5, queues=["one"])
+    out = {r["code"]: r["message"] for r in (await service.explain_job(waiting.id))["reasons"]}
+    assert "queue_at_limit" in out and "1 / 1" in out["queue_at_limit"]
+
+    urgent = await add_job(pool, queue="prio", priority=-1)
+    later = await add_job(pool, queue="prio", priority=1)
+    await add_job(pool, queue="other")  # another queue is not ahead of it
+    behind = {r["code"]: r["message"] for r in (await service.explain_job(later.id))["reasons"]}
+    assert behind["waiting_behind"].startswith("1 due jobs are ahead")
+    assert "waiting_behind" not in {r["code"] for r in (await service.explain_job(urgent.id))["reasons"]}
