@@ -65,6 +65,11 @@ HTTP_STOP_S = 3.0
 POOL_CLOSE_S = 2.0
 
 
+def _at_least(count: int) -> str:
+    """A count from active_counts: one at its cap means that many or more."""
+    return f"{count}+" if count >= queries.ACTIVE_COUNT_CAP else str(count)
+
+
 def make_worker_id() -> str:
     return f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -335,7 +340,7 @@ class Daemon:
             return "jobs disabled; legacy webhook pruner active"
         queued, running = await queries.active_counts(self.pool, timeout=PING_TIMEOUT_S)
         running_here = len(self.executor.running) if self.executor else 0
-        return f"{running_here} running here, {running} running, {queued} queued"
+        return f"{running_here} running here, {_at_least(running)} running, {_at_least(queued)} queued"
 
     # --- shutdown --------------------------------------------------------------------------------
 
