@@ -234,9 +234,10 @@ async def notify_channel(db: Executor, channel: str, *, timeout: float | None = 
 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
-async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
+async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
+                     timeout: float | None = None) -> list[Job]:
     async with translating():
-        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id)
+        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id, timeout=timeout)
     return [Job.from_record(r) for r in rows]
 
 
@@ -315,6 +316,18 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
         rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, reasons, delays, timeout=timeout)
     return {c for c, _ in _fenced(claimed, rows)}
+
+
+UNHELD_REASON = "claimed, but the claim's answer was lost: released without running"
+
+
+async def release_unheld(db: Executor, worker_id: str, held: Sequence[Claimed], *,
+                         timeout: float | None = None) -> list[UUID]:
+    """Release this worker's running jobs that it does not hold (see queries.sql)."""
+    async with translating():
+        rows = await db.fetch(SQL["release_unheld"], worker_id, [c.id for c in held], [c.seq for c in held],
+                              UNHELD_REASON, timeout=timeout)
+    return [r["id"] for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,19 @@ FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, re
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
 
+-- name: release_unheld
+-- After a claim that failed on our side (its answer lost, or timed out): it may have committed, and
+-- then its jobs run under this worker id although this daemon holds none of them. Release every
+-- running job of this worker that is not among the claims it holds: queued again at once, the
+-- attempt not counted. (Worker ids are unique per daemon process.)
+-- $1 worker id, $2 held ids, $3 held claim seqs, $4 reason
+UPDATE _ayb_jobs j
+SET state = 'queued', run_at = now(), attempts = j.attempts - 1, lease_until = NULL, worker_id = NULL,
+    last_error = $4, updated_at = now()
+WHERE j.state = 'running' AND j.worker_id = $1
+  AND (j.id, j.claim_seq) NOT IN (SELECT * FROM unnest($2::uuid[], $3::bigint[]))
+RETURNING j.id;
+
 -- name: claim_rows
 -- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
 -- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
