@@ -227,6 +227,11 @@ async def notify(db: Executor) -> None:
         await db.execute(SQL["notify"])
 
 
+async def notify_channel(db: Executor, channel: str, *, timeout: float | None = None) -> None:
+    async with translating():
+        await db.execute(SQL["notify_channel"], channel, timeout=timeout)
+
+
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
 async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
@@ -310,6 +315,20 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
         rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, reasons, delays, timeout=timeout)
     return {c for c, _ in _fenced(claimed, rows)}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRow:
+    state: JobState
+    claim_seq: int
+    last_error: str | None
+
+
+async def claim_rows(db: Executor, ids: Sequence[UUID], *,
+                     timeout: float | None = None) -> dict[UUID, ClaimRow]:
+    async with translating():
+        rows = await db.fetch(SQL["claim_rows"], list(ids), timeout=timeout)
+    return {r["id"]: ClaimRow(JobState(r["state"]), r["claim_seq"], r["last_error"]) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

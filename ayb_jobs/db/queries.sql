@@ -48,6 +48,10 @@ SELECT * FROM _ayb_jobs WHERE unique_key = ANY($1::text[]) AND state IN ('queued
 -- name: notify
 SELECT pg_notify('ayb_jobs', '');
 
+-- name: notify_channel
+-- The listener's self-test: a notification on its private channel. $1 channel
+SELECT pg_notify($1, '');
+
 -- name: claim_jobs
 -- Claim up to $1 due jobs, returned oldest first. The MATERIALIZED CTE locks exactly the rows
 -- picked (SKIP LOCKED lets concurrent claimers take disjoint sets); the UPDATE starts the attempt
@@ -139,6 +143,12 @@ SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts 
 FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, reason, delay)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
+
+-- name: claim_rows
+-- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
+-- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
+-- claim (claim_seq moved on, or the lease recovered). $1 ids
+SELECT id, state, claim_seq, last_error FROM _ayb_jobs WHERE id = ANY($1::uuid[]);
 
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
@@ -451,7 +461,7 @@ WITH batch AS (
         SELECT 1 FROM _ayb_jobs j
         WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
 ), decided AS MATERIALIZED (
-    SELECT d.sid, d.slot,
+    SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
                 WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
@@ -464,11 +474,12 @@ WITH batch AS (
     ON CONFLICT (schedule_id, slot_at) DO NOTHING
     RETURNING schedule_id, slot_at, job_id, outcome
 ), ins AS (
+    -- Only the jobs whose decision row went in. The ids are compared as one array (built once)
+    -- rather than joined: the planner cannot know the CTEs' sizes and would pick a nested loop.
     INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
-    SELECT fired.job_id, adv.job_type, adv.payload, adv.max_attempts, adv.id
-    FROM fired JOIN adv ON adv.id = fired.schedule_id
-    WHERE fired.outcome = 'enqueued'
-    ORDER BY fired.slot_at
+    SELECT job_id, job_type, payload, max_attempts, sid FROM decided
+    WHERE job_id = ANY(ARRAY(SELECT job_id FROM fired WHERE job_id IS NOT NULL))
+    ORDER BY slot
     RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
@@ -631,6 +642,35 @@ LEFT JOIN LATERAL (
     WHERE j.state = 'running' AND j.worker_id = w.worker_id
 ) r ON true
 ORDER BY w.started_at, w.worker_id;
+
+-- name: explain_lock_probe
+-- First statement of explain's snapshot: is the job's row free? FOR SHARE conflicts with every
+-- writer's lock (FOR UPDATE of a claim or SELECT ... FOR UPDATE, FOR NO KEY UPDATE of an UPDATE),
+-- and SKIP LOCKED turns "locked" into "no row" instead of waiting. $1 job id
+SELECT id FROM _ayb_jobs WHERE id = $1 FOR SHARE SKIP LOCKED;
+
+-- name: explain_lock_holder
+-- The session holding the row: a row lock leaves the locker's xid in the row's xmax. A multixact
+-- (several lockers) matches no backend and gives no row. $1 job id
+SELECT a.pid, a.application_name, a.state, a.xact_start, left(a.query, 200) AS query
+FROM _ayb_jobs j JOIN pg_stat_activity a ON a.backend_xid = j.xmax
+WHERE j.id = $1 AND a.pid <> pg_backend_pid();
+
+-- name: explain_facts
+-- The job, the database clock, the due jobs ahead of it in claim order (counted up to $2) and every
+-- known worker with whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
+SELECT j.id, j.type, j.state, j.run_at, j.attempts, j.max_attempts, j.last_error, j.worker_id,
+       j.lease_until, j.completed_at, j.canceled_at, j.cancel_requested_at, j.updated_at, now() AS now,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM _ayb_jobs q
+            WHERE q.state = 'queued' AND q.run_at <= now() AND (q.run_at, q.id) < (j.run_at, j.id)
+            LIMIT $2) ahead) AS due_ahead,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'worker_id', w.worker_id, 'alive', w.last_seen_at >= now() - make_interval(secs => $3),
+            'last_seen_at', w.last_seen_at, 'queues', w.queues, 'types', w.types,
+            'concurrency', w.concurrency, 'in_flight', w.in_flight)), '[]'::jsonb)::text
+        FROM _ayb_job_workers w) AS workers
+FROM _ayb_jobs j WHERE j.id = $1;
 
 -- name: health_claim
 -- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon
