@@ -354,9 +354,11 @@ class Recovered:
     lost_worker_id: str | None
 
 
-async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000) -> list[Recovered]:
+async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000,
+                          now: datetime | None = None) -> list[Recovered]:
+    """Recover the leases expired at `now` (None: the database's now())."""
     async with translating():
-        rows = await db.fetch(SQL["recover_expired"], limit, float(jitter_s))
+        rows = await db.fetch(SQL["recover_expired"], limit, float(jitter_s), now)
     return [Recovered(r["id"], r["type"], JobState(r["state"]), r["attempts"], r["max_attempts"],
                       r["lost_worker_id"]) for r in rows]
 
