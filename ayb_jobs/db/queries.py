@@ -327,7 +327,15 @@ async def get_job(db: Executor, job_id: UUID) -> Job:
 
 
 async def cancel_job(db: Executor, job_id: UUID) -> Job:
-    return await _transition(db, "cancel_job", job_id, "only queued jobs can be canceled")
+    """Cancel a queued job (it comes back `canceled`), or ask for a running one to be stopped (it
+    comes back `running` with `cancel_requested_at`; its daemon ends it `canceled`)."""
+    async with translating():
+        row = await db.fetchrow(SQL["cancel_job"], job_id)
+        if row is None:
+            row = await db.fetchrow(SQL["request_cancel"], [job_id])
+    if row is not None:
+        return Job.from_record(row)
+    return await _transition(db, "cancel_job", job_id, "only queued or running jobs can be canceled")
 
 
 async def retry_job(db: Executor, job_id: UUID) -> Job:
@@ -393,16 +401,18 @@ async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tup
 
 # The statement of each bulk action, and the states it changes (its single action's rule).
 BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delete": "bulk_delete"}
-BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued",), "delete": FINISHED}
+BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued", "running"), "delete": FINISHED}
 
 
 async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
     """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
-    under the row locks)."""
+    under the row locks). Cancel also asks for the running ones to be stopped."""
     if not ids:
         return []
     async with translating():
         rows = await db.fetch(SQL[BULK_STATEMENTS[action]], list(ids))
+        if action == "cancel":
+            rows += await db.fetch(SQL["request_cancel"], list(ids))
     return [r["id"] for r in rows]
 
 

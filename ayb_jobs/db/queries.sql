@@ -173,11 +173,25 @@ SELECT * FROM _ayb_jobs WHERE id = $1;
 SELECT state FROM _ayb_jobs WHERE id = $1;
 
 -- name: cancel_job
--- Only a queued job can be canceled.
+-- A queued job is canceled at once; for a running one see request_cancel.
 -- $1 id
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = $1 AND state = 'queued'
 RETURNING *;
+
+-- name: request_cancel
+-- Ask the daemon that runs these jobs to stop their handlers: mark them and tell every daemon on
+-- the control channel (delivered at commit); the one holding a job cancels it and ends it
+-- `canceled`. Its heartbeat also reads the mark, in case the notification was missed. The first
+-- request's time is kept. $1 ids
+WITH marked AS (
+    UPDATE _ayb_jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND state = 'running'
+    RETURNING *
+), told AS (
+    SELECT pg_notify('ayb_jobs_control', 'cancel ' || id::text) FROM marked
+)
+SELECT marked.* FROM marked CROSS JOIN (SELECT count(*) FROM told) t;
 
 -- name: retry_job
 -- Admin retry of a failed or canceled job: queued now with fresh attempts; the error history stays.
@@ -232,7 +246,7 @@ WHERE j.id = chosen.id
 RETURNING j.id;
 
 -- name: bulk_cancel_queued
--- cancel_job for many queued jobs. $1 ids
+-- cancel_job for many queued jobs (running ones go through request_cancel). $1 ids
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = ANY($1::uuid[]) AND state = 'queued'
 RETURNING id;
