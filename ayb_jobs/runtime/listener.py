@@ -1,5 +1,9 @@
 """LISTEN ayb_jobs on a dedicated connection and wake the poller on each notification.
 
+It also listens on the control channel and hands each message ("cancel <job id>") to `on_control`;
+a message missed while disconnected is made up for by the heartbeat, which reads the same request
+from the job rows.
+
 After a database restart the connection is dead for good: reconnect with backoff, LISTEN again,
 and wake the poller at once (notifications sent meanwhile are lost). A server that hangs instead
 of closing is noticed by a periodic `select 1` with a timeout.
@@ -13,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from ayb_jobs.db.pool import CHANNEL, connect
+from ayb_jobs.db.pool import CHANNEL, CONTROL_CHANNEL, connect
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.loops import Backoff, wait_any
 
@@ -24,9 +28,10 @@ HEALTH_TIMEOUT_S = 3.0
 
 class Listener:
     def __init__(self, *, dsn: str, wake: Callable[[], None], metrics: Metrics,
-                 statement_cache_size: int = 100) -> None:
+                 statement_cache_size: int = 100, on_control: Callable[[str], None] | None = None) -> None:
         self._dsn = dsn
         self._wake = wake
+        self._on_control = on_control
         self._metrics = metrics
         self._cache = statement_cache_size
         self.stop = asyncio.Event()
@@ -35,6 +40,14 @@ class Listener:
     def _on_notify(self, *_args: Any) -> None:
         self._wake()
 
+    def _on_control_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_control is None:
+            return
+        try:
+            self._on_control(payload)
+        except Exception as exc:  # a bad message must not take the listener down
+            log.warning("control_message_failed", payload=payload[:200], error=f"{type(exc).__name__}: {exc}")
+
     async def _session(self, *, reconnect: bool, backoff: Backoff) -> None:
         """One LISTEN connection's life: returns when it is lost or the listener stops."""
         lost = asyncio.Event()
@@ -42,6 +55,8 @@ class Listener:
         try:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._on_notify)
+            if self._on_control is not None:
+                await conn.add_listener(CONTROL_CHANNEL, self._on_control_notify)
             self.connected.set()
             backoff.reset()
             log.debug("listener_ready", channel=CHANNEL)  # tests wait on it before timing a NOTIFY
