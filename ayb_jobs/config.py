@@ -1,4 +1,4 @@
-"""Settings: defaults < TOML file < `AYB_*` environment < CLI overrides (SPEC §7).
+"""Settings: defaults < TOML file < `AYB_*` environment < CLI overrides (docs/configuration.md).
 
 The layers are read here rather than by pydantic-settings' own sources because every value must be
 traceable to where it came from: `config check` prints each key's source, and an invalid value is
@@ -407,7 +407,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
 
 
 def all_keys() -> list[str]:
-    """Every dotted key, in the order of SPEC §7."""
+    """Every dotted key, in the order of docs/configuration.md and config.example.toml."""
     return [f"{section}.{name}" for section, model in SECTIONS.items() for name in model.model_fields]
 
 

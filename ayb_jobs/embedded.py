@@ -1,4 +1,4 @@
-"""Embedded Postgres: the zero-config database (SPEC §10).
+"""Embedded Postgres: the zero-config database (docs/deployment.md).
 
 `postgres` runs as a direct child of the daemon on a unix socket only (no TCP). It is started with a
 parent-death signal, so it shuts down (fast, SIGINT) even when the daemon is killed with SIGKILL. When
@@ -57,7 +57,7 @@ class Account:
 
 
 def find_bin_dir(configured: str = "") -> Path:
-    """Search order of SPEC §10: setting, `pg_config --bindir`, newest /usr/lib/postgresql, extra."""
+    """Where the server binaries are: the setting, `pg_config --bindir`, newest /usr/lib/postgresql, extra."""
     if configured:
         path = Path(configured)
         if not _has_server_binaries(path):

@@ -1,4 +1,4 @@
-"""Structured logging (SPEC §11): one format for our events and for stdlib loggers (uvicorn, asyncpg).
+"""Structured logging: one format for our events and for stdlib loggers (uvicorn, asyncpg).
 
 Logs go to **stderr**, so that the CLI's machine output (`--json`) on stdout stays clean; under systemd
 and Docker stderr is collected like stdout. JSON lines when `log.format` is "json", or "auto" and stderr

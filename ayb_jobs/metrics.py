@@ -3,6 +3,13 @@
 The daemon calls the recording methods from its single event loop; `render()` reads them together
 with a queue snapshot (`JobStats`, or None when the database did not answer, in which case only the
 process's own counters are written).
+
+Why not prometheus_client (0.26 checked): it writes bucket bounds as `le="1.0"` where this writes
+`le="1"`, and Prometheus 2 keys series by that text, so every histogram series would change name on
+upgrade; it adds a `_created` series per counter unless a process-global switch turns them off; and
+the queue gauges (read from the database, absent when it does not answer) and the health checks'
+lines would still need custom collectors. What it would bring (OpenMetrics, exemplars, a
+multi-process mode) is worth the switch once a multi-process mode exists.
 """
 
 from __future__ import annotations
@@ -91,6 +98,7 @@ class Metrics:
     def __init__(self) -> None:
         self._jobs: dict[str, defaultdict[str, int]] = {name: defaultdict(int) for name in _JOB_COUNTERS}
         self._schedule_fires: defaultdict[str, int] = defaultdict(int)
+        self._schedule_decisions: defaultdict[str, int] = defaultdict(int)
         self._db_errors: defaultdict[str, int] = defaultdict(int)
         self._durations: defaultdict[str, _Histogram] = defaultdict(_Histogram)
         self._in_flight = 0
@@ -142,6 +150,9 @@ class Metrics:
     def schedule_fired(self, schedule_name: str) -> None:
         self._schedule_fires[schedule_name] += 1
 
+    def schedule_decided(self, outcome: str) -> None:
+        self._schedule_decisions[outcome] += 1
+
     def db_error(self, component: str) -> None:
         self._db_errors[component] += 1
 
@@ -166,6 +177,13 @@ class Metrics:
             "counter",
             "Jobs enqueued by schedules.",
             [({"schedule": s}, v) for s, v in sorted(self._schedule_fires.items())],
+        )
+        _family(
+            out,
+            "ayb_jobs_schedule_decisions_total",
+            "counter",
+            "Schedule slots decided by this daemon, by outcome (enqueued, skipped_overlap, skipped_misfire).",
+            [({"outcome": o}, v) for o, v in sorted(self._schedule_decisions.items())],
         )
         _family(
             out,

@@ -111,6 +111,9 @@ class Schedule:
     updated_at: datetime
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
+    overlap: str = "allow"
+    misfire: str = "coalesce"
+    misfire_max: int = 10
 
     @classmethod
     def from_record(cls, r: Any) -> Schedule:
@@ -119,13 +122,15 @@ class Schedule:
             cron_expr=r["cron_expr"], timezone=r["timezone"], enabled=r["enabled"],
             max_attempts=r["max_attempts"], created_at=r["created_at"], updated_at=r["updated_at"],
             next_run_at=r["next_run_at"], last_run_at=r["last_run_at"],
+            overlap=r["overlap"], misfire=r["misfire"], misfire_max=r["misfire_max"],
         )
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": str(self.id), "name": self.name, "jobType": self.job_type, "payload": self.payload,
             "cronExpr": self.cron_expr, "timezone": self.timezone, "enabled": self.enabled,
-            "maxAttempts": self.max_attempts, "createdAt": iso(self.created_at),
+            "maxAttempts": self.max_attempts, "overlap": self.overlap, "misfire": self.misfire,
+            "misfireMax": self.misfire_max, "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
         }
         if self.next_run_at is not None:

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from ayb_jobs import cron
+from ayb_jobs import cron, fire_policy
 from ayb_jobs.audit import AuditAction, current_actor
 from ayb_jobs.db import ops_queries, queries
 from ayb_jobs.db.ops_queries import AuditEntry, WorkerRow
-from ayb_jobs.db.queries import BulkFilter, NewSchedule, ScheduleChanges, translating
+from ayb_jobs.db.queries import BulkFilter, FireRecord, NewSchedule, ScheduleChanges, translating
 from ayb_jobs.errors import Conflict, InvalidInput
 from ayb_jobs.handlers import Registry
 from ayb_jobs.health import HealthMonitor, HealthReport
@@ -32,6 +32,7 @@ _TIMINGS = ("due", "scheduled")
 # The list's state filter: the five states, and queued split by whether run_at has come.
 LIST_STATES = (*JobState, *_TIMINGS)
 MAX_PREVIEW_COUNT = 50
+MAX_HISTORY_LIMIT = 100  # the scheduler keeps the newest 100 decisions per schedule
 MAX_ATTEMPTS_LIMIT = 100
 SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # An update can lose a race with a concurrent change of cron/timezone; it then reads again.
@@ -120,6 +121,18 @@ def _bulk_filter_detail(where: BulkFilter) -> dict[str, Any]:
 def _check_payload(payload: Any) -> None:
     if payload is not None and not isinstance(payload, dict):
         raise InvalidInput("payload must be a JSON object", field="payload")
+
+
+def _check_policies(overlap: str | None, misfire: str | None, misfire_max: int | None) -> None:
+    if overlap is not None and overlap not in fire_policy.OVERLAPS:
+        raise InvalidInput(f"overlap must be one of {', '.join(fire_policy.OVERLAPS)}, got '{overlap}'",
+                           field="overlap")
+    if misfire is not None and misfire not in fire_policy.MISFIRES:
+        raise InvalidInput(f"misfire must be one of {', '.join(fire_policy.MISFIRES)}, got '{misfire}'",
+                           field="misfire")
+    limit = fire_policy.MISFIRE_MAX_LIMIT
+    if misfire_max is not None and not 1 <= misfire_max <= limit:
+        raise InvalidInput(f"misfireMax must be between 1 and {limit}, got {misfire_max}", field="misfireMax")
 
 
 def _check_key(key: str | None, field: str = "idempotencyKey") -> None:
@@ -262,7 +275,8 @@ class JobService:
 
     async def create_schedule(self, *, name: str, job_type: str, cron_expr: str, timezone: str | None = None,
                               payload: dict[str, Any] | None = None, enabled: bool | None = None,
-                              max_attempts: int | None = None) -> Schedule:
+                              max_attempts: int | None = None, overlap: str | None = None,
+                              misfire: str | None = None, misfire_max: int | None = None) -> Schedule:
         if not SCHEDULE_NAME.match(name):
             raise InvalidInput("name must be 1-100 of [A-Za-z0-9_.:-]", field="name")
         self.registry.require(job_type)
@@ -271,11 +285,13 @@ class JobService:
         cron.validate_timezone(tz)
         _check_payload(payload)
         _check_max_attempts(max_attempts)
+        _check_policies(overlap, misfire, misfire_max)
         enabled = True if enabled is None else enabled
         now = await queries.db_now(self.pool)
         next_run = cron.next_fire_after(expr, tz, now) if enabled else None
         new = NewSchedule(name, job_type, expr, tz, payload or {}, enabled,
-                          max_attempts or self.default_max_attempts)
+                          max_attempts or self.default_max_attempts, overlap or "allow",
+                          misfire or "coalesce", misfire_max or 10)
         async with self._change() as conn:
             schedule = await queries.create_schedule(conn, new, next_run_at=next_run)
             await _audit(conn, AuditAction.SCHEDULE_CREATE, schedule.id, _schedule_detail(schedule))
@@ -290,20 +306,27 @@ class JobService:
 
     async def update_schedule(self, schedule_id: UUID, *, cron_expr: str | None = None,
                               timezone: str | None = None, payload: dict[str, Any] | None = None,
-                              enabled: bool | None = None, max_attempts: int | None = None) -> Schedule:
+                              enabled: bool | None = None, max_attempts: int | None = None,
+                              overlap: str | None = None, misfire: str | None = None,
+                              misfire_max: int | None = None) -> Schedule:
         return await self._update_schedule(schedule_id, AuditAction.SCHEDULE_UPDATE, cron_expr=cron_expr,
                                            timezone=timezone, payload=payload, enabled=enabled,
-                                           max_attempts=max_attempts)
+                                           max_attempts=max_attempts, overlap=overlap, misfire=misfire,
+                                           misfire_max=misfire_max)
 
     async def _update_schedule(self, schedule_id: UUID, action: AuditAction, *, cron_expr: str | None = None,
                                timezone: str | None = None, payload: dict[str, Any] | None = None,
-                               enabled: bool | None = None, max_attempts: int | None = None) -> Schedule:
+                               enabled: bool | None = None, max_attempts: int | None = None,
+                               overlap: str | None = None, misfire: str | None = None,
+                               misfire_max: int | None = None) -> Schedule:
         expr = cron.validate_cron(cron_expr) if cron_expr is not None else None
         if timezone is not None:
             cron.validate_timezone(timezone)
         _check_payload(payload)
         _check_max_attempts(max_attempts)
-        changes = ScheduleChanges(expr, timezone, payload, enabled, max_attempts)
+        _check_policies(overlap, misfire, misfire_max)
+        changes = ScheduleChanges(expr, timezone, payload, enabled, max_attempts, overlap=overlap,
+                                  misfire=misfire, misfire_max=misfire_max)
         for _ in range(_UPDATE_TRIES):
             read = await queries.schedule_timing_inputs(self.pool, schedule_id)
             final_expr, final_tz = expr or read.cron_expr, timezone or read.timezone
@@ -335,6 +358,15 @@ class JobService:
             await _audit(conn, AuditAction.SCHEDULE_TRIGGER, schedule_id, {"jobId": str(job.id)})
         self._on_enqueued()
         return job
+
+    async def schedule_history(self, schedule_id: UUID, *, limit: int = 100) -> list[FireRecord]:
+        """The schedule's newest fire decisions, newest slot first."""
+        if not 1 <= limit <= MAX_HISTORY_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}", field="limit")
+        async with translating(), self.pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await queries.get_schedule(conn, schedule_id)  # NotFound for an unknown id
+                return await queries.schedule_history(conn, schedule_id, limit=limit)
 
     async def cron_preview(self, expr: str, timezone: str | None = None, count: int = 5,
                            after: datetime | None = None) -> list[datetime]:
@@ -404,12 +436,14 @@ def _job_detail(job: Job) -> dict[str, Any]:
 
 def _schedule_detail(s: Schedule) -> dict[str, Any]:
     return {"name": s.name, "jobType": s.job_type, "cronExpr": s.cron_expr, "timezone": s.timezone,
-            "enabled": s.enabled, "maxAttempts": s.max_attempts}
+            "enabled": s.enabled, "maxAttempts": s.max_attempts, "overlap": s.overlap, "misfire": s.misfire,
+            "misfireMax": s.misfire_max}
 
 
 def _changed_fields(ch: ScheduleChanges) -> dict[str, Any]:
     fields = {"cronExpr": ch.cron_expr, "timezone": ch.timezone, "enabled": ch.enabled,
-              "maxAttempts": ch.max_attempts, "jobType": ch.job_type}
+              "maxAttempts": ch.max_attempts, "jobType": ch.job_type, "overlap": ch.overlap,
+              "misfire": ch.misfire, "misfireMax": ch.misfire_max}
     detail = {k: v for k, v in fields.items() if v is not None}
     if ch.payload is not None:
         detail["payload"] = "changed"  # the value is left out, as for jobs

@@ -1,4 +1,4 @@
--- The job queue table. One row per job; the state machine is documented in SPEC §1.
+-- The job queue table. One row per job; the state machine is documented in docs/job-lifecycle.md.
 CREATE TABLE _ayb_jobs (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     type            varchar(100) NOT NULL,

@@ -1,4 +1,4 @@
--- The built-in maintenance schedules (SPEC §5). Inserted once, here, so that a default an operator
+-- The built-in maintenance schedules (docs/cron.md, "Default schedules"). Inserted once, here, so that a default an operator
 -- deleted stays deleted. next_run_at stays NULL: the daemon computes it at start from the cron.
 INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts)
 VALUES

@@ -403,6 +403,34 @@ def test_schedule_lifecycle(cli) -> None:
     assert gone.returncode == 1 and "not found" in gone.stderr
 
 
+def test_schedule_policies_and_history(cli, live_db) -> None:
+    name = f"pol_{uuid.uuid4().hex[:8]}"
+    created = as_json(cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron",
+                          "@daily", "--overlap", "skip", "--misfire", "all", "--misfire-max", "3", "--json"))
+    assert (created["overlap"], created["misfire"], created["misfireMax"]) == ("skip", "all", 3)
+    sid = created["id"]
+    updated = as_json(cli("schedules", "update", sid, "--misfire", "skip", "--json"))
+    assert (updated["overlap"], updated["misfire"]) == ("skip", "skip")
+    assert "0 decisions" in cli("schedules", "history", sid).stdout
+
+    async def decide() -> None:  # two decisions, as the scheduler records them
+        conn = await asyncpg.connect(live_db)
+        await conn.execute(
+            "INSERT INTO _ayb_job_schedule_fires (schedule_id, slot_at, outcome) VALUES "
+            "($1, '2030-01-01T00:00Z', 'skipped_misfire'), ($1, '2030-01-02T00:00Z', 'skipped_overlap')",
+            uuid.UUID(sid))
+        await conn.close()
+
+    asyncio.run(decide())
+    lines = cli("schedules", "history", sid).stdout.splitlines()
+    assert lines[0].split()[:2] == ["SLOT", "OUTCOME"] and lines[-1] == "2 decisions"
+    assert lines[1].split()[:2] == ["2030-01-02T00:00:00Z", "skipped_overlap"]
+    items = as_json(cli("schedules", "history", sid, "--json"))["items"]
+    assert [i["outcome"] for i in items] == ["skipped_overlap", "skipped_misfire"]
+    bad = cli("schedules", "update", sid, "--overlap", "never", ok=False)
+    assert bad.returncode == 2 and "--overlap must be one of allow, skip" in bad.stderr
+
+
 def test_duplicate_schedule_name_is_a_server_error(cli) -> None:
     name = f"dup_{uuid.uuid4().hex[:8]}"
     cli("schedules", "create", "--name", name, "--job-type", "job_prune", "--cron", "@daily")

@@ -1,4 +1,4 @@
-"""The shipped deployment files say what SPEC §13 promises (checked as text: no YAML/Docker needed)."""
+"""The shipped deployment files say what docs/deployment.md promises (checked as text, no YAML/Docker)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Embedded Postgres (SPEC §10) against the real server binaries.
+"""Embedded Postgres against the real server binaries.
 
 These tests run as root in CI, so Postgres runs as the test account `aybtest`, which the test creates
 when missing (the product never creates accounts). Data dirs live under a /tmp folder opened to mode

@@ -2,9 +2,9 @@
 
 Two `scripts/setup.sh` at once (as when both README commands are started together), then
 `scripts/run.sh` (on a scratch database of the local server rather than embedded Postgres), with a
-handler module dropped beside the config file; then the CLI exactly as run.sh tells the user to run
-it: it must find the token run.sh generated, say "token rejected" for a wrong one and say how to give
-one when it finds none. The copy gets its own virtualenv, so this takes about a minute.
+handler module dropped beside the config file; `/` must lead to the dashboard; then the CLI exactly
+as run.sh tells the user to run it: it must find the token run.sh generated, say "token rejected"
+for a wrong one and say how to give one when it finds none. The copy gets its own virtualenv, so this takes about a minute.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,9 @@ def test_first_hour_with_run_sh(checkout, db_url) -> None:
         assert "newcomer_greet" in started["job_types"]  # the module beside the config was found
         assert any(e.get("event") == "admin_token_generated" for e in daemon.events)
         assert (clone / "data" / "admin-token").exists()
+        # The address run.sh printed, without its /admin/ path, leads to the dashboard.
+        root = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert (root.status_code, root.headers["location"]) == (302, "/admin/")
 
         # The CLI exactly as run.sh says to use it: activate the venv, then the README's command.
         [hint] = [h for h in daemon.hints if "source .venv/bin/activate" in h]

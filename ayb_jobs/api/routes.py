@@ -19,6 +19,7 @@ from ayb_jobs.errors import InvalidInput
 from ayb_jobs.models import Job, iso
 from ayb_jobs.service import (
     LIST_STATES,
+    MAX_HISTORY_LIMIT,
     MAX_LIST_LIMIT,
     MAX_PREVIEW_COUNT,
     MAX_SEARCH_LENGTH,
@@ -370,6 +371,9 @@ async def create_schedule(service: Service, request: Request) -> JSONResponse:
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        overlap=body.overlap,
+        misfire=body.misfire,
+        misfire_max=body.misfireMax,
     )
     return _json(schedule.to_api(), 201)
 
@@ -397,6 +401,9 @@ async def update_schedule(service: Service, schedule_id: Id, request: Request) -
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        overlap=body.overlap,
+        misfire=body.misfire,
+        misfire_max=body.misfireMax,
     )
     return _json(schedule.to_api())
 
@@ -446,6 +453,24 @@ async def disable_schedule(service: Service, schedule_id: Id) -> JSONResponse:
 )
 async def trigger_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     return _json((await service.trigger_schedule(_uuid(schedule_id, "schedule"))).to_api(), 201)
+
+
+@router.get(
+    "/schedules/{schedule_id}/history",
+    response_model=s.FireHistory,
+    responses=_ID,
+    tags=["schedules"],
+    summary="The schedule's fire decisions, newest slot first",
+)
+async def schedule_history(
+    service: Service,
+    schedule_id: Id,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = MAX_HISTORY_LIMIT,
+) -> JSONResponse:
+    fires = await service.schedule_history(_uuid(schedule_id, "schedule"), limit=limit)
+    return _json({"items": [
+        {"slotAt": iso(f.slot_at), "decidedAt": iso(f.decided_at), "outcome": f.outcome,
+         "jobId": str(f.job_id) if f.job_id else None, "jobState": f.job_state} for f in fires]})
 
 
 @router.get(

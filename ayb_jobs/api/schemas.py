@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -112,6 +112,15 @@ MaxAttempts = Annotated[
 RunAt = Annotated[Time, AfterValidator(check_run_at),
                   Field(description="When the job becomes due (default now); 1970 to 9999.")]
 TypeName = _text(100)
+Overlap = Annotated[Literal["allow", "skip"], Field(
+    description="allow (default): a slot enqueues even while the previous job runs; skip: a slot is "
+                "skipped (recorded skipped_overlap) while a job of this schedule is queued or running.")]
+Misfire = Annotated[Literal["coalesce", "skip", "all"], Field(
+    description="Slots missed while no scheduler ran: coalesce (default) one run for them all; skip no "
+                "run; all one job per missed slot, at most misfireMax.")]
+MisfireMax = Annotated[
+    StrictInt, Field(ge=1, le=100, description="With misfire all: at most this many missed slots run (1-100, "
+                                               "default 10)."), BeforeValidator(integral)]
 
 
 class _Request(BaseModel):
@@ -162,6 +171,9 @@ class CreateSchedule(_Request):
     payload: Payload | None = None
     enabled: StrictBool | None = None
     maxAttempts: MaxAttempts | None = None
+    overlap: Overlap | None = None
+    misfire: Misfire | None = None
+    misfireMax: MisfireMax | None = None
 
 
 class UpdateSchedule(_Request):
@@ -170,6 +182,9 @@ class UpdateSchedule(_Request):
     payload: Payload | None = None
     enabled: StrictBool | None = None
     maxAttempts: MaxAttempts | None = None
+    overlap: Overlap | None = None
+    misfire: Misfire | None = None
+    misfireMax: MisfireMax | None = None
 
 
 # --- responses (documentation only) ------------------------------------------------------------------
@@ -278,6 +293,9 @@ class ScheduleOut(BaseModel):
     maxAttempts: int
     createdAt: IsoTime
     updatedAt: IsoTime
+    overlap: Literal["allow", "skip"]
+    misfire: Literal["coalesce", "skip", "all"]
+    misfireMax: int
     nextRunAt: IsoTime | None = None
     lastRunAt: IsoTime | None = None
 
@@ -285,6 +303,18 @@ class ScheduleOut(BaseModel):
 class ScheduleList(BaseModel):
     items: list[ScheduleOut]
     count: int
+
+
+class FireOut(BaseModel):
+    slotAt: IsoTime = Field(description="The cron slot decided.")
+    decidedAt: IsoTime
+    outcome: Literal["enqueued", "skipped_overlap", "skipped_misfire"]
+    jobId: Uuid | None = Field(None, description="The job enqueued for the slot.")
+    jobState: JobState | None = Field(None, description="That job's state now (absent once it was pruned).")
+
+
+class FireHistory(BaseModel):
+    items: list[FireOut] = Field(description="Newest slot first; the newest 100 decisions are kept.")
 
 
 class CronPreview(BaseModel):

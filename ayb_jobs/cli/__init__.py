@@ -1,6 +1,6 @@
-"""`ayb-jobs` command line (SPEC §9): the only place that prints for users and picks exit codes.
+"""`ayb-jobs` command line: the only place that prints for users and picks exit codes.
 
-Exit codes (SPEC §6): 0 success; 1 runtime failure (daemon or database unreachable, server error);
+Exit codes: 0 success; 1 runtime failure (daemon or database unreachable, server error);
 2 invalid configuration or usage (argparse errors, ConfigError, InvalidInput).
 
 Commands register themselves on the subparsers: `local.add_commands` (run, migrate, config check,

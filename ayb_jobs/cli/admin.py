@@ -1,4 +1,4 @@
-"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (SPEC §9).
+"""`ayb-jobs jobs …` and `ayb-jobs schedules …`: clients of a running daemon's admin API (docs/admin-api.md).
 
 Every argument is checked here before any request (bad UUID, JSON, cron, number → InvalidInput, exit 2);
 the server's errors are printed with its message (exit 1). Numbers are parsed by hand rather than by
@@ -100,6 +100,13 @@ def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False)
     p.add_argument("--payload", metavar="JSON", help="a JSON object")
     p.add_argument("--enabled", metavar="true|false")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+    p.add_argument("--overlap", metavar="allow|skip",
+                   help="skip: no new run while the previous job is queued or running (default allow)")
+    p.add_argument("--misfire", metavar="coalesce|skip|all",
+                   help="slots missed while no daemon ran: one run (coalesce, default), none (skip), "
+                        "or one per slot (all)")
+    p.add_argument("--misfire-max", metavar="N", help="with --misfire all: at most N missed runs (1-100, "
+                                                      "default 10)")
 
 
 def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -118,6 +125,7 @@ def _add_schedules(subparsers: argparse._SubParsersAction, parents: list[argpars
         ("disable", cmd_schedules_disable, "disable a schedule"),
         ("delete", cmd_schedules_delete, "delete a schedule"),
         ("trigger", cmd_schedules_trigger, "enqueue one run of a schedule now"),
+        ("history", cmd_schedules_history, "the schedule's fire decisions, newest first"),
     ):
         _leaf(sub, name, parents, func, text).add_argument("id", metavar="ID")
     p = _leaf(sub, "preview", parents, cmd_schedules_preview, "next fire times of a cron expression")
@@ -426,8 +434,17 @@ def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
         "payload": parse_payload(args.payload),
         "enabled": parse_bool(args.enabled, "--enabled"),
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
+        "overlap": parse_choice(args.overlap, "--overlap", ("allow", "skip")),
+        "misfire": parse_choice(args.misfire, "--misfire", ("coalesce", "skip", "all")),
+        "misfireMax": parse_int(args.misfire_max, "--misfire-max", 1, 100),
     }
     return {k: v for k, v in body.items() if v is not None}
+
+
+def parse_choice(text: str | None, flag: str, choices: Sequence[str]) -> str | None:
+    if text is not None and text not in choices:
+        raise InvalidInput(f"{flag} must be one of {', '.join(choices)}, got '{text}'")
+    return text
 
 
 def cmd_schedules_create(args: argparse.Namespace) -> int:
@@ -440,7 +457,8 @@ def cmd_schedules_update(args: argparse.Namespace) -> int:
     body = _schedule_body(args)
     if not body:
         raise InvalidInput(
-            "nothing to update: pass --cron, --timezone, --payload, --enabled or --max-attempts"
+            "nothing to update: pass --cron, --timezone, --payload, --enabled, --max-attempts, --overlap, "
+            "--misfire or --misfire-max"
         )
     return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
 
@@ -465,6 +483,18 @@ def cmd_schedules_trigger(args: argparse.Namespace) -> int:
     sid = parse_uuid(args.id, "schedule")
     data = _call(args, "POST", f"/schedules/{sid}/trigger")
     return _emit(args, data, lambda j: f"triggered schedule {sid}: job {j['id']} ({j['type']}) queued")
+
+
+def cmd_schedules_history(args: argparse.Namespace) -> int:
+    sid = parse_uuid(args.id, "schedule")
+    data = _call(args, "GET", f"/schedules/{sid}/history")
+
+    def text(d: dict[str, Any]) -> str:
+        rows = [(f["slotAt"], f["outcome"], f.get("jobId") or "-", f.get("jobState") or "-", f["decidedAt"])
+                for f in d["items"]]
+        return f"{table(('SLOT', 'OUTCOME', 'JOB', 'JOB STATE', 'DECIDED'), rows)}\n{len(rows)} decisions"
+
+    return _emit(args, data, text)
 
 
 def cmd_schedules_preview(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The admin dashboard: a static single-page app over the admin API, served at /admin/ (SPEC §12).
+"""The admin dashboard: a static single-page app over the admin API, served at /admin/.
 
 The page holds no server-side state: the browser calls /api/admin with the token the operator
 typed in. Assets are read once from the package (so they work from a wheel) and served with an

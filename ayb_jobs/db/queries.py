@@ -554,12 +554,16 @@ class NewSchedule:
     payload: dict[str, Any] | None = None
     enabled: bool = True
     max_attempts: int = 3
+    overlap: str = "allow"
+    misfire: str = "coalesce"
+    misfire_max: int = 10
 
 
 async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
-                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at)
+                                s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at,
+                                s.overlap, s.misfire, s.misfire_max)
     return Schedule.from_record(row)
 
 
@@ -603,6 +607,9 @@ class ScheduleChanges:
     enabled: bool | None = None
     max_attempts: int | None = None
     job_type: str | None = None
+    overlap: str | None = None
+    misfire: str | None = None
+    misfire_max: int | None = None
 
 
 async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
@@ -614,6 +621,7 @@ async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, 
         row = await db.fetchrow(
             SQL["update_schedule"], schedule_id, ch.cron_expr, ch.timezone, payload, ch.enabled,
             ch.max_attempts, ch.job_type, next_run_at, timing_changed, read.cron_expr, read.timezone,
+            ch.overlap, ch.misfire, ch.misfire_max,
         )
     return Schedule.from_record(row) if row is not None else None
 
@@ -634,21 +642,79 @@ class DueSchedule:
     timezone: str
     next_run_at: datetime
     now: datetime
+    overlap: str = "allow"
+    misfire: str = "coalesce"
+    misfire_max: int = 10
 
 
-async def due_schedules(db: Executor) -> list[DueSchedule]:
+async def due_schedules(db: Executor, *, clock: datetime | None = None) -> list[DueSchedule]:
+    """Schedules due at `clock` (None: the database's now())."""
     async with translating():
-        rows = await db.fetch(SQL["due_schedules"])
+        rows = await db.fetch(SQL["due_schedules"], clock)
     return [DueSchedule(r["id"], r["name"], r["job_type"], r["cron_expr"], r["timezone"],
-                        r["next_run_at"], r["now"]) for r in rows]
+                        r["next_run_at"], r["now"], r["overlap"], r["misfire"], r["misfire_max"])
+            for r in rows]
 
 
-async def advance_and_enqueue(db: Executor, due: DueSchedule, *, next_run_at: datetime) -> Job | None:
-    """The job this daemon enqueued for the slot, or None when another daemon took it."""
+@dataclass(frozen=True, slots=True)
+class FirePlan:
+    """One schedule's decisions for its due slots, and the slot it moves to."""
+
+    due: DueSchedule
+    next_run_at: datetime
+    decisions: Sequence[tuple[datetime, str]]  # (slot, 'enqueue' | 'skipped_overlap' | 'skipped_misfire')
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A decision recorded for one slot."""
+
+    schedule_id: UUID
+    slot_at: datetime
+    outcome: str
+    job_id: UUID | None
+
+
+async def fire_schedules(db: Executor, plans: Sequence[FirePlan], *,
+                         clock: datetime | None = None) -> list[Fire]:
+    """Record the plans' decisions and enqueue their jobs in one statement; a schedule another daemon
+    advanced, changed or is deciding right now is left out (no rows for it)."""
+    if not plans:
+        return []
+    sids, slots, wants = [], [], []
+    for p in plans:
+        for slot, want in p.decisions:
+            sids.append(p.due.id)
+            slots.append(slot)
+            wants.append(want)
     async with translating():
-        row = await db.fetchrow(SQL["advance_and_enqueue"], due.id, next_run_at, due.cron_expr,
-                                due.timezone)
-    return Job.from_record(row) if row is not None else None
+        rows = await db.fetch(
+            SQL["fire_schedules"], [p.due.id for p in plans], [p.due.next_run_at for p in plans],
+            [p.next_run_at for p in plans], [p.due.cron_expr for p in plans], [p.due.timezone for p in plans],
+            sids, slots, wants, clock)
+    return [Fire(r["schedule_id"], r["slot_at"], r["outcome"], r["job_id"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    slot_at: datetime
+    decided_at: datetime
+    outcome: str
+    job_id: UUID | None
+    job_state: str | None
+
+
+async def schedule_history(db: Executor, schedule_id: UUID, *, limit: int) -> list[FireRecord]:
+    async with translating():
+        rows = await db.fetch(SQL["schedule_history"], schedule_id, limit)
+    return [FireRecord(r["slot_at"], r["decided_at"], r["outcome"], r["job_id"], r["job_state"])
+            for r in rows]
+
+
+async def prune_schedule_fires(db: Executor, *, keep: int) -> int:
+    async with translating():
+        status = await db.execute(SQL["prune_schedule_fires"], keep)
+    return _rowcount(status)
 
 
 async def schedules_missing_next_run(db: Executor) -> list[tuple[UUID, str, str, datetime]]:
@@ -663,9 +729,9 @@ async def set_missing_next_run(db: Executor, ids: Sequence[UUID], nexts: Sequenc
     return _rowcount(status)
 
 
-async def seconds_until_next_schedule(db: Executor) -> float | None:
+async def seconds_until_next_schedule(db: Executor, *, clock: datetime | None = None) -> float | None:
     async with translating():
-        return await db.fetchval(SQL["seconds_until_next_schedule"])
+        return await db.fetchval(SQL["seconds_until_next_schedule"], clock)
 
 
 async def trigger_schedule(db: Executor, schedule_id: UUID) -> Job:

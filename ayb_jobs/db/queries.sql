@@ -362,10 +362,11 @@ WITH doomed AS (
 DELETE FROM _ayb_jobs j USING doomed WHERE j.id = doomed.id;
 
 -- name: create_schedule
--- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run
+-- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run,
+-- $9 overlap, $10 misfire, $11 misfire max
 INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts,
-                                next_run_at)
-VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END)
+                                next_run_at, overlap, misfire, misfire_max)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END, $9, $10, $11)
 RETURNING *;
 
 -- name: get_schedule
@@ -386,9 +387,13 @@ SELECT * FROM _ayb_job_schedules ORDER BY name;
 -- can never restore an old slot. The guard on cron/timezone ($10, $11: the values $8 was computed
 -- from) makes a concurrent change of those inputs a retry instead of a wrong next_run_at.
 -- $1 id, $2 cron, $3 timezone, $4 payload, $5 enabled, $6 max attempts, $7 job type,
--- $8 next run, $9 timing changed, $10 cron read, $11 timezone read
+-- $8 next run, $9 timing changed, $10 cron read, $11 timezone read, $12 overlap, $13 misfire,
+-- $14 misfire max
 UPDATE _ayb_job_schedules
 SET cron_expr = coalesce($2, cron_expr),
+    overlap = coalesce($12, overlap),
+    misfire = coalesce($13, misfire),
+    misfire_max = coalesce($14::int, misfire_max),
     timezone = coalesce($3, timezone),
     payload = coalesce($4::text::jsonb, payload),
     enabled = coalesce($5, enabled),
@@ -408,33 +413,95 @@ RETURNING *;
 DELETE FROM _ayb_job_schedules WHERE id = $1 RETURNING id;
 
 -- name: due_schedules
--- Enabled schedules whose slot has come, with the database clock to compute the next slot from.
-SELECT id, name, job_type, cron_expr, timezone, next_run_at, now() AS now
+-- Enabled schedules whose slot has come, with the scheduler's clock ($1; NULL = the database's
+-- now(), which is what the daemon uses; tests pass an instant) to compute the slots from.
+-- $1 clock
+SELECT id, name, job_type, cron_expr, timezone, next_run_at, overlap, misfire, misfire_max,
+       coalesce($1::timestamptz, now()) AS now
 FROM _ayb_job_schedules
-WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
+WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= coalesce($1::timestamptz, now())
 ORDER BY next_run_at;
 
--- name: advance_and_enqueue
--- Advance one due schedule to its next slot and enqueue its job, in one statement (so one
--- transaction). The UPDATE re-checks "still enabled and still due" under the row lock, so when two
--- daemons race only one advances and only that one inserts a job. The job uses the type, payload
--- and max_attempts returned by that same UPDATE. Also guarded on the cron/timezone the next slot
--- was computed from. Returns the job inserted, or nothing when another daemon took the slot.
--- $1 schedule id, $2 next run, $3 cron read, $4 timezone read
-WITH adv AS (
-    UPDATE _ayb_job_schedules
-    SET last_run_at = now(), next_run_at = $2, updated_at = now()
-    WHERE id = $1 AND enabled AND next_run_at IS NOT NULL AND next_run_at <= now()
-      AND cron_expr = $3 AND timezone = $4
-    RETURNING id, job_type, payload, max_attempts
+-- name: fire_schedules
+-- Decide the due slots of a batch of schedules in one statement (one transaction), advancing each
+-- schedule to its next slot, recording one row per slot in _ayb_job_schedule_fires and enqueueing
+-- the jobs. A schedule is taken only if it is still enabled, still at the slot the decisions were
+-- computed from and has the cron/timezone they were computed with; SKIP LOCKED leaves a schedule
+-- another daemon is deciding right now to that daemon (so two daemons share a large batch instead
+-- of queueing behind each other's row locks). The fires' primary key makes a second decision of a
+-- slot impossible; a slot that already has one is left as it is and enqueues nothing. 'enqueue'
+-- decisions become 'skipped_overlap' when the schedule has overlap = 'skip' and a job of it is
+-- still queued or running. Returns the decisions taken, with the job ids.
+-- $1 schedule ids, $2 slots read (next_run_at), $3 next runs, $4 crons read, $5 timezones read,
+-- $6 decision schedule ids, $7 decision slots, $8 decisions ('enqueue' | 'skipped_overlap' |
+-- 'skipped_misfire'), $9 clock
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::text[])
+        AS b(id, slot, next, cron, tz)
+), locked AS MATERIALIZED (
+    SELECT s.id, batch.next FROM _ayb_job_schedules s JOIN batch ON batch.id = s.id
+    WHERE s.enabled AND s.next_run_at = batch.slot AND s.cron_expr = batch.cron AND s.timezone = batch.tz
+    FOR UPDATE OF s SKIP LOCKED
+), adv AS (
+    UPDATE _ayb_job_schedules s
+    SET last_run_at = coalesce($9::timestamptz, now()), next_run_at = locked.next, updated_at = now()
+    FROM locked WHERE s.id = locked.id
+    RETURNING s.id, s.job_type, s.payload, s.max_attempts, s.overlap
+), busy AS (
+    SELECT adv.id FROM adv
+    WHERE adv.overlap = 'skip' AND EXISTS (
+        SELECT 1 FROM _ayb_jobs j
+        WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
+), decided AS MATERIALIZED (
+    SELECT d.sid, d.slot,
+           CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
+                WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
+           CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
+    FROM unnest($6::uuid[], $7::timestamptz[], $8::text[]) AS d(sid, slot, want)
+    JOIN adv ON adv.id = d.sid
+    LEFT JOIN busy ON busy.id = d.sid
+), fired AS (
+    INSERT INTO _ayb_job_schedule_fires (schedule_id, slot_at, decided_at, job_id, outcome)
+    SELECT sid, slot, coalesce($9::timestamptz, now()), job_id, outcome FROM decided
+    ON CONFLICT (schedule_id, slot_at) DO NOTHING
+    RETURNING schedule_id, slot_at, job_id, outcome
 ), ins AS (
-    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
-    SELECT job_type, payload, max_attempts, id FROM adv
-    RETURNING *
+    INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
+    SELECT fired.job_id, adv.job_type, adv.payload, adv.max_attempts, adv.id
+    FROM fired JOIN adv ON adv.id = fired.schedule_id
+    WHERE fired.outcome = 'enqueued'
+    ORDER BY fired.slot_at
+    RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
-SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
+SELECT fired.schedule_id, fired.slot_at, fired.outcome, fired.job_id
+FROM fired CROSS JOIN (SELECT count(*) AS n FROM wake) w
+ORDER BY fired.schedule_id, fired.slot_at;
+
+-- name: schedule_history
+-- The newest fire decisions of one schedule, with the current state of each job (NULL once the
+-- job was pruned). $1 schedule id, $2 limit
+SELECT f.slot_at, f.decided_at, f.outcome, f.job_id, j.state AS job_state
+FROM _ayb_job_schedule_fires f
+LEFT JOIN _ayb_jobs j ON j.id = f.job_id
+WHERE f.schedule_id = $1
+ORDER BY f.slot_at DESC
+LIMIT $2;
+
+-- name: prune_schedule_fires
+-- Keep the newest $1 decisions of each schedule: for every schedule, find the slot $1 places down
+-- its history (one short index walk each) and delete that slot and older ones.
+-- $1 rows kept per schedule
+WITH cut AS (
+    SELECT s.id, c.slot_at
+    FROM _ayb_job_schedules s
+    CROSS JOIN LATERAL (
+        SELECT slot_at FROM _ayb_job_schedule_fires f WHERE f.schedule_id = s.id
+        ORDER BY slot_at DESC OFFSET $1 LIMIT 1) c
+)
+DELETE FROM _ayb_job_schedule_fires f USING cut
+WHERE f.schedule_id = cut.id AND f.slot_at <= cut.slot_at;
 
 -- name: schedules_missing_next_run
 -- Enabled schedules with no next_run_at (new defaults from a migration, or rows written by hand).
@@ -449,7 +516,8 @@ WHERE s.id = d.id AND s.enabled AND s.next_run_at IS NULL;
 
 -- name: seconds_until_next_schedule
 -- How long the scheduler may sleep: until the earliest enabled slot (NULL when none).
-SELECT extract(epoch FROM min(next_run_at) - now())::float8 AS seconds
+-- $1 clock (NULL = now())
+SELECT extract(epoch FROM min(next_run_at) - coalesce($1::timestamptz, now()))::float8 AS seconds
 FROM _ayb_job_schedules WHERE enabled AND next_run_at IS NOT NULL;
 
 -- name: trigger_schedule

@@ -1,4 +1,4 @@
-"""The built-in maintenance jobs (SPEC §5): bounded batch deletes of expired AYB rows.
+"""The built-in maintenance jobs (docs/cron.md): bounded batch deletes of expired AYB rows.
 
 Each handler deletes in batches of BATCH rows per statement so it never holds long locks, and
 completes with {"skipped": "<table> not found"} on a database that is not an AYB database.

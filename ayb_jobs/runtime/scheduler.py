@@ -1,20 +1,29 @@
-"""The scheduler: turns due cron slots into jobs, exactly once per slot across daemons.
+"""The scheduler: turns due cron slots into fire decisions and jobs, exactly once per slot.
 
-Each due schedule is advanced and its job inserted by one guarded statement (see
-advance_and_enqueue in queries.sql); zero rows means another daemon took the slot. It sleeps
-until the earlier of jobs.scheduler_tick_s and the earliest next_run_at, or until woken because
-a schedule changed.
+Each pass reads the due schedules, works out each one's decisions with fire_policy (overlap and
+misfire) and records them in batches: one statement per FIRE_BATCH schedules advances them, writes
+one _ayb_job_schedule_fires row per slot and enqueues the jobs (see fire_schedules in queries.sql).
+A schedule another daemon advanced or is deciding is left out, so daemons share the work and each
+slot gets one decision. It sleeps until the earlier of jobs.scheduler_tick_s and the earliest
+next_run_at, or until woken because a schedule changed.
+
+`clock` returns the instant the scheduler treats as now, or None for the database's now() (what the
+daemon uses); tests pass instants to step through minutes without waiting for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import structlog
 
-from ayb_jobs import cron
+from ayb_jobs import cron, fire_policy
 from ayb_jobs.db import queries
 from ayb_jobs.errors import InvalidInput
 from ayb_jobs.metrics import Metrics
@@ -23,6 +32,11 @@ from ayb_jobs.runtime.loops import Backoff, wait_any
 log = structlog.get_logger("ayb_jobs.scheduler")
 # Never spin faster than this, even when a slot is due "now" but another daemon holds it.
 MIN_SLEEP_S = 0.05
+# Schedules decided per statement: large enough that 5,000 slots due in the same minute take a few
+# statements, small enough that one statement's row locks and duration stay short.
+FIRE_BATCH = 500
+HISTORY_KEEP = 100  # fire decisions kept per schedule
+PRUNE_EVERY_S = 600.0
 
 
 async def fill_missing_next_run(pool: Any) -> int:
@@ -39,37 +53,68 @@ async def fill_missing_next_run(pool: Any) -> int:
 
 class Scheduler:
     def __init__(self, *, pool: Any, metrics: Metrics, tick_s: float,
-                 on_enqueued: Callable[[], None] = lambda: None) -> None:
+                 on_enqueued: Callable[[], None] = lambda: None,
+                 clock: Callable[[], datetime | None] = lambda: None) -> None:
         self._pool = pool
         self._metrics = metrics
         self._tick_s = tick_s
         self._on_enqueued = on_enqueued
+        self._clock = clock
+        self._pruned_at = time.monotonic()
         self.stop = asyncio.Event()
         self.wake = asyncio.Event()
 
     async def run_once(self) -> int:
-        """Fire every due schedule once; returns the number of jobs this daemon enqueued."""
+        """Decide every due slot once; returns the number of jobs this daemon enqueued."""
         await fill_missing_next_run(self._pool)
-        fired = 0
-        for due in await queries.due_schedules(self._pool):
+        clock = self._clock()
+        plans = self._plans(await queries.due_schedules(self._pool, clock=clock))
+        fires: list[queries.Fire] = []
+        for batch in _batches(plans):
+            fires += await queries.fire_schedules(self._pool, batch, clock=clock)
+        enqueued = self._report(plans, fires)  # after every batch: logging must not delay the next one
+        if enqueued:
+            self._on_enqueued()
+        await self._prune_history()
+        return enqueued
+
+    def _plans(self, dues: list[queries.DueSchedule]) -> list[queries.FirePlan]:
+        plans = []
+        for due in dues:
             try:
-                next_run = cron.next_fire_after(due.cron_expr, due.timezone, due.now)
+                plans.append(fire_policy.plan(due, due.now))
             except InvalidInput as exc:
                 log.error("schedule_invalid", schedule_id=str(due.id), schedule=due.name, error=str(exc))
+        return plans
+
+    def _report(self, plans: list[queries.FirePlan], fires: list[queries.Fire]) -> int:
+        """Metrics and logs for the decisions taken: a line per job, one per schedule for its skips."""
+        by_id = {p.due.id: p for p in plans}
+        skipped: dict[tuple[UUID, str], list[datetime]] = {}
+        enqueued = 0
+        for f in fires:
+            p = by_id[f.schedule_id]
+            self._metrics.schedule_decided(f.outcome)
+            if f.outcome != "enqueued":
+                skipped.setdefault((f.schedule_id, f.outcome), []).append(f.slot_at)
                 continue
-            job = await queries.advance_and_enqueue(self._pool, due, next_run_at=next_run)
-            if job is None:
-                continue
-            fired += 1
-            self._metrics.schedule_fired(due.name)
-            log.info("schedule_fired", schedule_id=str(due.id), schedule=due.name, job_id=str(job.id),
-                     job_type=job.type, slot=due.next_run_at.isoformat(), next_run_at=next_run.isoformat())
-        if fired:
-            self._on_enqueued()
-        return fired
+            enqueued += 1
+            self._metrics.schedule_fired(p.due.name)
+            log.info("schedule_fired", schedule_id=str(f.schedule_id), schedule=p.due.name,
+                     job_id=str(f.job_id), job_type=p.due.job_type, slot=f.slot_at.isoformat(),
+                     next_run_at=p.next_run_at.isoformat())
+        for (sid, outcome), slots in skipped.items():
+            log.info("schedule_skipped", schedule_id=str(sid), schedule=by_id[sid].due.name, outcome=outcome,
+                     slots=len(slots), first_slot=slots[0].isoformat(), last_slot=slots[-1].isoformat())
+        return enqueued
+
+    async def _prune_history(self) -> None:
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = time.monotonic()
+            await queries.prune_schedule_fires(self._pool, keep=HISTORY_KEEP)
 
     async def _sleep_s(self) -> float:
-        until_next = await queries.seconds_until_next_schedule(self._pool)
+        until_next = await queries.seconds_until_next_schedule(self._pool, clock=self._clock())
         if until_next is None:
             return self._tick_s
         if until_next <= 0:
@@ -90,3 +135,13 @@ class Scheduler:
                 log.warning("db_error", component="scheduler", error=f"{type(exc).__name__}: {exc}")
                 sleep_s = backoff.next()
             await wait_any(self.stop, self.wake, timeout=sleep_s)
+
+
+def _batches(plans: list[queries.FirePlan]) -> list[list[queries.FirePlan]]:
+    """FIRE_BATCH-sized batches, starting at a random one: two daemons reading the same due list then
+    begin on different batches and share the work instead of skipping each other's locked rows."""
+    batches = [plans[i:i + FIRE_BATCH] for i in range(0, len(plans), FIRE_BATCH)]
+    if len(batches) > 1:
+        k = random.randrange(len(batches))
+        batches = batches[k:] + batches[:k]
+    return batches

@@ -1,4 +1,4 @@
-"""systemd notify protocol without a library (SPEC §6): datagrams to `$NOTIFY_SOCKET`.
+"""systemd notify protocol without a library (docs/deployment.md, systemd): datagrams to `$NOTIFY_SOCKET`.
 
 Every method is a no-op when the daemon is not run by systemd (no NOTIFY_SOCKET). Failures to send
 are logged once and otherwise ignored: supervision must never take the daemon down.

@@ -151,3 +151,39 @@ BAD_PREVIEWS = [
 async def test_cron_preview_errors(client) -> None:
     for params, expected in BAD_PREVIEWS:
         assert_envelope(await client.get("/api/admin/cron/preview", params=params), 400, expected)
+
+
+async def test_policies_round_trip_and_are_validated(client) -> None:
+    s = await create(client)
+    assert (s["overlap"], s["misfire"], s["misfireMax"]) == ("allow", "coalesce", 10)
+    s = await create(client, overlap="skip", misfire="all", misfireMax=4)
+    assert (s["overlap"], s["misfire"], s["misfireMax"]) == ("skip", "all", 4)
+    response = await client.put(f"/api/admin/schedules/{s['id']}", json={"misfire": "skip"})
+    assert response.status_code == 200 and response.json()["misfire"] == "skip"
+    assert response.json()["misfireMax"] == 4
+    for body, expected in (({"overlap": "never"}, "field 'overlap'"), ({"misfire": 3}, "field 'misfire'"),
+                           ({"misfireMax": 0}, "field 'misfireMax'"),
+                           ({"misfireMax": 101}, "field 'misfireMax'")):
+        assert_envelope(await client.put(f"/api/admin/schedules/{s['id']}", json=body), 400, expected)
+
+
+async def test_history_lists_decisions_newest_first_with_job_state(client, pool) -> None:
+    s = await create(client)
+    job = (await client.post(f"/api/admin/schedules/{s['id']}/trigger")).json()
+    await pool.execute(
+        "INSERT INTO _ayb_job_schedule_fires (schedule_id, slot_at, decided_at, job_id, outcome) VALUES "
+        "($1, '2030-01-01T00:00Z', '2030-01-01T00:00:01Z', $2, 'enqueued'), "
+        "($1, '2030-01-01T00:10Z', '2030-01-01T00:10:01Z', NULL, 'skipped_overlap')",
+        uuid.UUID(s["id"]), uuid.UUID(job["id"]))
+    response = await client.get(f"/api/admin/schedules/{s['id']}/history")
+    assert response.status_code == 200
+    assert response.json()["items"] == [
+        {"slotAt": "2030-01-01T00:10:00Z", "decidedAt": "2030-01-01T00:10:01Z", "outcome": "skipped_overlap",
+         "jobId": None, "jobState": None},
+        {"slotAt": "2030-01-01T00:00:00Z", "decidedAt": "2030-01-01T00:00:01Z", "outcome": "enqueued",
+         "jobId": job["id"], "jobState": "queued"},
+    ]
+    assert (await client.get(f"/api/admin/schedules/{s['id']}/history?limit=1")).json()["items"][0][
+        "outcome"] == "skipped_overlap"
+    assert_envelope(await client.get(f"/api/admin/schedules/{uuid.uuid4()}/history"), 404, "not found")
+    assert_envelope(await client.get(f"/api/admin/schedules/{s['id']}/history?limit=0"), 400, "limit")

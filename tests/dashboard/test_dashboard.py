@@ -1,4 +1,4 @@
-"""The admin dashboard end to end: headless Chromium against the real app and database (SPEC §12)."""
+"""The admin dashboard end to end: headless Chromium against the real app and database."""
 
 from __future__ import annotations
 

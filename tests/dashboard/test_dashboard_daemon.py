@@ -7,126 +7,24 @@ its own job types or markers, so the tests do not depend on each other's jobs.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import httpx
 import pytest
-from conftest import CHROMIUM_ARGS, TOKEN  # noqa: F401  (the browser fixture comes from conftest)
+from daemon_harness import SHOTS, Daemon, goto, signed_in_page, start_daemon
 from playwright.async_api import Browser, Page, expect
-
-ADMIN_URL = os.environ.get("AYB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SUPPORT = Path(__file__).parent / "support"
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "dashboard"
-DEADLINE_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    def __init__(self, base: str, proc: asyncio.subprocess.Process) -> None:
-        self.base, self.proc = base, proc
-        self.api = httpx.AsyncClient(base_url=base + "/api/admin",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-
-    async def enqueue(self, job_type: str, **body) -> dict:
-        r = await self.api.post("/jobs", json={"type": job_type, **body})
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    async def wait_state(self, job_id: str, *states: str) -> dict:
-        """Poll the API until the job is in one of `states` (the daemon is another process)."""
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            job = (await self.api.get(f"/jobs/{job_id}")).json()
-            if job["state"] in states:
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['state']}, wanted {states}"
-            await asyncio.sleep(0.05)
-
-
-async def _wait_ready(base: str, proc: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    async with httpx.AsyncClient() as c:
-        while True:
-            assert proc.returncode is None, "the daemon exited at start"
-            try:
-                if (await c.get(base + "/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the daemon did not become ready"
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 async def daemon(template_db: str) -> AsyncIterator[Daemon]:
-    name = f"ayb_t_dash_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AYB_") and k != "NOTIFY_SOCKET"}
-    env.update({
-        "AYB_DATABASE_URL": urlunsplit(urlsplit(ADMIN_URL)._replace(path="/" + name)),
-        "AYB_JOBS_ENABLED": "true", "AYB_ADMIN_ENABLED": "true", "AYB_ADMIN_LISTEN": f"127.0.0.1:{port}",
-        "AYB_ADMIN_TOKEN": TOKEN, "AYB_JOBS_HANDLERS": '["dash_handlers:register"]',
-        "AYB_JOBS_POLL_INTERVAL_MS": "200", "AYB_JOBS_SHUTDOWN_TIMEOUT_S": "0", "AYB_LOG_FORMAT": "json",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT), os.environ.get("PYTHONPATH")])),
-    })
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ayb_jobs", "run", env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    d = Daemon(f"http://127.0.0.1:{port}", proc)
-    try:
-        await _wait_ready(d.base, proc)
+    async with start_daemon(template_db) as d:
         yield d
-    finally:
-        await d.api.aclose()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture
 async def page(browser: Browser, daemon: Daemon) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    await context.add_init_script(f"sessionStorage.setItem('ayb-jobs.admin-token', {TOKEN!r})")
-    p = await context.new_page()
-    p.set_default_timeout(10_000)
-    # A CSP violation (an inline style or script, a request elsewhere) shows as a console error.
-    errors: list[str] = []
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    async with signed_in_page(browser) as p:
         yield p
-    finally:
-        await context.close()
-    assert errors == []
-
-
-async def goto(page: Page, daemon: Daemon, view: str) -> None:
-    await page.goto(f"{daemon.base}/admin/#/{view}")
-    await page.locator("#view-title").wait_for()
 
 
 async def search(page: Page, text: str) -> None:
@@ -250,7 +148,8 @@ async def test_screenshots_at_desktop_and_phone_width(page, daemon) -> None:
              ("scheduled", "scheduled", "#jobs-body tr"), ("job", f"jobs/{failed['id']}", "#job-payload"),
              ("schedules", "schedules", "#schedules-body tr"),
              ("schedule", f"schedules/{schedule['id']}", "#schedule-jobs-body tr"),
-             ("new", "schedules/new", "#schedule-form")]
+             ("new", "schedules/new", "#schedule-form"), ("workers", "workers", "#workers-body tr"),
+             ("audit", "audit", "#audit-body tr")]
     for width, height in ((1280, 800), (390, 844)):
         await page.set_viewport_size({"width": width, "height": height})
         for scheme in ("light", "dark"):
@@ -261,4 +160,4 @@ async def test_screenshots_at_desktop_and_phone_width(page, daemon) -> None:
                 if view in ("jobs", "running", "scheduled"):
                     await expect(page.locator('[data-stat="due"]')).not_to_have_text("–")
                 await page.screenshot(path=SHOTS / f"{name}-{width}-{scheme}.png", full_page=True)
-    assert len(list(SHOTS.glob("*.png"))) >= 28
+    assert len(list(SHOTS.glob("*.png"))) >= 36

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ayb_jobs import cron
+from ayb_jobs import fire_policy
 from ayb_jobs.db import queries
 from ayb_jobs.db.queries import Claimed
 from ayb_jobs.models import Job, NewJob
@@ -47,15 +47,22 @@ async def make_schedule_due(db: Any, schedule_id: UUID) -> None:
     )
 
 
-async def advance_due(db: Any) -> list[Job]:
-    """One scheduler tick: advance every due schedule and enqueue its job (as the daemon does)."""
-    enqueued = []
-    for due in await queries.due_schedules(db):
-        nxt = cron.next_fire_after(due.cron_expr, due.timezone, due.now)
-        job = await queries.advance_and_enqueue(db, due, next_run_at=nxt)
-        if job is not None:
-            enqueued.append(job)
-    return enqueued
+async def advance_due(db: Any, clock: Any = None) -> list[Job]:
+    """One scheduler pass: decide every due schedule's slots and enqueue its jobs (as the daemon does)."""
+    plans = [fire_policy.plan(due, due.now) for due in await queries.due_schedules(db, clock=clock)]
+    return await jobs_of_fires(db, await queries.fire_schedules(db, plans, clock=clock))
+
+
+async def fire_one(db: Any, due: queries.DueSchedule, *, next_run_at: Any) -> Job | None:
+    """Fire one read due schedule's slot (next_run_at) as on time; None when it was not taken."""
+    plan = queries.FirePlan(due, next_run_at, [(due.next_run_at, "enqueue")])
+    jobs = await jobs_of_fires(db, await queries.fire_schedules(db, [plan]))
+    return jobs[0] if jobs else None
+
+
+async def jobs_of_fires(db: Any, fires: list[queries.Fire]) -> list[Job]:
+    ids = [f.job_id for f in fires if f.job_id is not None]
+    return [await queries.get_job(db, i) for i in ids]
 
 
 async def db_now(db: Any):

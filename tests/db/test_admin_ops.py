@@ -1,4 +1,4 @@
-"""Admin operations on jobs (SPEC §3, §8): cancel, retry, list, stats."""
+"""Admin operations on jobs: cancel, retry, list, stats."""
 
 from __future__ import annotations
 

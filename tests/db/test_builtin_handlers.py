@@ -1,4 +1,4 @@
-"""Built-in cleanup handlers (SPEC §5) against AYB-shaped tables: exactly the expired rows go."""
+"""Built-in cleanup handlers against AYB-shaped tables: exactly the expired rows go."""
 
 from __future__ import annotations
 

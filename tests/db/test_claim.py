@@ -1,4 +1,4 @@
-"""Claim (SPEC §3): due jobs only, in run_at order, SKIP LOCKED, never the same job twice."""
+"""Claim: due jobs only, in run_at order, SKIP LOCKED, never the same job twice."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The claimed-job lifecycle (SPEC §3): complete, fail/retry/failed, heartbeat, release, fencing."""
+"""The claimed-job lifecycle: complete, fail/retry/failed, heartbeat, release, fencing."""
 
 from __future__ import annotations
 

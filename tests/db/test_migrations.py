@@ -1,4 +1,4 @@
-"""Migrations (SPEC §2): applied once each, under a lock, with the schema's indexes and constraints."""
+"""Migrations: applied once each, under a lock, with the schema's indexes and constraints."""
 
 from __future__ import annotations
 

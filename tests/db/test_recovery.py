@@ -1,4 +1,4 @@
-"""Recovery of expired leases (SPEC §3): back to queued after a backoff, or failed when used up."""
+"""Recovery of expired leases: back to queued after a backoff, or failed when used up."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schedules (SPEC §4) through JobService and the scheduler's statements, on the real database."""
+"""Schedules through JobService and the scheduler's statements, on the real database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from db_helpers import advance_due, db_now, make_schedule_due
+from db_helpers import advance_due, db_now, fire_one, make_schedule_due
 
 from ayb_jobs import cron
 from ayb_jobs.db import queries
@@ -124,8 +124,8 @@ async def test_a_stale_due_read_does_not_advance_again(service: JobService, pool
     await make_schedule_due(pool, s.id)
     [due] = await queries.due_schedules(pool)
     nxt = cron.next_fire_after(due.cron_expr, due.timezone, due.now)
-    assert await queries.advance_and_enqueue(pool, due, next_run_at=nxt) is not None
-    assert await queries.advance_and_enqueue(pool, due, next_run_at=nxt) is None
+    assert await fire_one(pool, due, next_run_at=nxt) is not None
+    assert await fire_one(pool, due, next_run_at=nxt) is None
 
 
 async def test_advance_is_refused_when_cron_changed_since_the_read(service: JobService,
@@ -134,7 +134,7 @@ async def test_advance_is_refused_when_cron_changed_since_the_read(service: JobS
     await make_schedule_due(pool, s.id)
     [due] = await queries.due_schedules(pool)
     await service.update_schedule(s.id, cron_expr="0 6 * * *")
-    assert await queries.advance_and_enqueue(pool, due, next_run_at=due.now + timedelta(days=9)) is None
+    assert await fire_one(pool, due, next_run_at=due.now + timedelta(days=9)) is None
     assert await _jobs_of(pool, s.id) == 0
 
 
@@ -144,7 +144,7 @@ async def test_disabled_schedules_are_not_advanced(service: JobService, pool: as
     [due] = await queries.due_schedules(pool)
     await pool.execute("UPDATE _ayb_job_schedules SET enabled = false WHERE id = $1", s.id)
     assert await queries.due_schedules(pool) == []
-    assert await queries.advance_and_enqueue(pool, due, next_run_at=due.now + timedelta(days=1)) is None
+    assert await fire_one(pool, due, next_run_at=due.now + timedelta(days=1)) is None
     assert await _jobs_of(pool, s.id) == 0
 
 
@@ -169,8 +169,8 @@ async def test_two_daemons_advancing_at_once_enqueue_exactly_one_job(
         dues = await asyncio.gather(queries.due_schedules(a), queries.due_schedules(b))
         assert all(len(d) == 1 for d in dues)
         nexts = [cron.next_fire_after(d[0].cron_expr, d[0].timezone, d[0].now) for d in dues]
-        got = await asyncio.gather(queries.advance_and_enqueue(a, dues[0][0], next_run_at=nexts[0]),
-                                   queries.advance_and_enqueue(b, dues[1][0], next_run_at=nexts[1]))
+        got = await asyncio.gather(fire_one(a, dues[0][0], next_run_at=nexts[0]),
+                                   fire_one(b, dues[1][0], next_run_at=nexts[1]))
         assert sum(j is not None for j in got) == 1, f"round {round_}"
     assert await _jobs_of(pool, s.id) == 20
 

@@ -1,4 +1,4 @@
-"""Zero-config start (SPEC §10): `ayb-jobs run` with no database.url runs its own Postgres.
+"""Zero-config start: `ayb-jobs run` with no database.url runs its own Postgres.
 
 Black-box: the real daemon process, its JSON log, its admin API and /proc. Run as root (as here and in
 CI), Postgres runs as the test account `aybtest`, which the test creates when missing (the product

@@ -1,4 +1,4 @@
-"""The daemon survives a Postgres restart (SPEC §6 "Database outages", "Wake-up").
+"""The daemon survives a Postgres restart (docs/job-lifecycle.md, "Database outages").
 
 A private cluster (pgcluster.py) is restarted with a fast shutdown while the real daemon process
 works through a stream of jobs. Expected: the daemon never exits; its LISTEN connection comes back

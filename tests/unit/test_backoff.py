@@ -1,4 +1,4 @@
-"""Retry backoff (SPEC §3): 5 s × 2^(attempt−1), capped at 300 s, plus jitter in [0, 1 s)."""
+"""Retry backoff (docs/job-lifecycle.md): 5 s × 2^(attempt−1), capped at 300 s, plus jitter in [0, 1 s)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings loading (SPEC §7): ranges, strict booleans, precedence, sources, one-line errors, redaction."""
+"""Settings loading: ranges, strict booleans, precedence, sources, one-line errors, redaction."""
 
 from __future__ import annotations
 

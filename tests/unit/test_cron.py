@@ -1,4 +1,4 @@
-"""The cron dialect and DST contract of SPEC §4, table-driven."""
+"""The cron dialect and DST rules of docs/cron.md, table-driven."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def local_labels(expr: str, tz: str, start: str, end: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# SPEC §4 DST table: every row, as the UTC instants fired across the transition day.
+# The DST table of docs/cron.md: every row, as the UTC instants fired across the transition day.
 
 DST_TABLE = [
     pytest.param(

@@ -1,4 +1,4 @@
-"""Import directions between the layers (STYLE §1): fronts talk to the service, not to SQL; the
+"""Import directions between the layers: fronts talk to the service, not to SQL; the
 service knows nothing of the runtime; runtime loops know nothing of the fronts; only
 runtime/daemon.py wires concrete pieces together. Checked on the source, imports inside functions
 included, so a shortcut cannot creep in unnoticed."""
@@ -45,7 +45,7 @@ def offending(module: str, forbidden: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize("module", [m for m in MODULES if under(m, *FRONTS)])
 def test_fronts_go_through_the_service_not_the_database_or_the_runtime(module: str) -> None:
     forbidden = ("asyncpg", "ayb_jobs.db", "ayb_jobs.runtime", "ayb_jobs.handlers.builtin")
-    # `ayb-jobs run` and `migrate` work on the database directly (SPEC §9): the CLI's local commands
+    # `ayb-jobs run` and `migrate` work on the database directly: the CLI's local commands
     # start the daemon's composition root and the migration runner, nothing else below the service.
     allowed = {"ayb_jobs.runtime.daemon", "ayb_jobs.db.migrate"} if module == "ayb_jobs.cli.local" else set()
     assert [i for i in offending(module, forbidden) if i not in allowed] == []

@@ -1,4 +1,4 @@
-"""Logging (SPEC §11): JSON lines with event/level/timestamp; stdlib loggers alike; no secrets."""
+"""Logging: JSON lines with event/level/timestamp; stdlib loggers alike; no secrets."""
 
 from __future__ import annotations
 

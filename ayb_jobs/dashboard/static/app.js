@@ -4,9 +4,12 @@
 //   ui.js             DOM, time-zone-labelled times, toasts, the one action helper
 //   router.js         hash routes with filters in the URL
 //   view.js           the view on screen and its refresh
-//   jobs.js, job.js, chart.js, schedules.js, schedule-form.js   the views
+//   health.js         the Postgres health banner above every view
+//   jobs.js, job.js, chart.js, schedules.js, schedule-form.js, workers.js, audit.js   the views
 
 import { api, clearToken, forgetJobTypes, getToken, setToken, setUnauthorizedHandler } from "./api.js";
+import { renderAudit } from "./audit.js";
+import { hideHealth, refreshHealth } from "./health.js";
 import { renderJobDetail } from "./job.js";
 import { renderJobs } from "./jobs.js";
 import { forgetLocation, isNewLocation, parseRoute, section } from "./router.js";
@@ -14,13 +17,14 @@ import { renderScheduleForm } from "./schedule-form.js";
 import { renderScheduleDetail, renderSchedules } from "./schedules.js";
 import { $, clearInFlight, h, toast } from "./ui.js";
 import { beginView, currentRefresh } from "./view.js";
+import { renderWorkers } from "./workers.js";
 
 const PAUSE_KEY = "ayb-jobs.refresh-paused";
 const REFRESH_MS = 5000;
 
 const VIEWS = {
   jobs: renderJobs, job: renderJobDetail, schedules: renderSchedules, schedule: renderScheduleDetail,
-  "schedule-form": renderScheduleForm,
+  "schedule-form": renderScheduleForm, workers: renderWorkers, audit: renderAudit,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -31,6 +35,7 @@ function signOut(message = "") {
   forgetJobTypes();
   clearInFlight();
   forgetLocation();
+  hideHealth();
   renderLogin(message);
 }
 
@@ -101,6 +106,7 @@ function route({ force = false } = {}) {
   }
   VIEWS[r.name](r);
   $("#view-title")?.focus({ preventScroll: false });
+  refreshHealth();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,8 +124,10 @@ function isSelectingText() {
 }
 
 async function tick() {
+  if (isPaused() || document.hidden || !getToken()) return;
+  refreshHealth(); // outside #main: it cannot disturb a selection there
   const refresh = currentRefresh();
-  if (isPaused() || document.hidden || !refresh || refreshing || isSelectingText()) return;
+  if (!refresh || refreshing || isSelectingText()) return;
   refreshing = true;
   try {
     await refresh({ auto: true });

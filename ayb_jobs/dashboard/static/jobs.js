@@ -5,7 +5,7 @@ import { api, knownJobTypes, loadJobTypes } from "./api.js";
 import { breakdownTable, timelineChart } from "./chart.js";
 import { pushViewState } from "./router.js";
 import {
-  actionButton, badge, cell, clip, displayState, fmtDuration, h, keepFocus, secondsUntil,
+  actionButton, badge, cell, clip, displayState, fmtDuration, h, keepFocus, pager, secondsUntil,
   shortId, table, timeEl, toastError, truncate,
 } from "./ui.js";
 import { actionsFor, bulkBar, confirmJobAction, runJobAction } from "./lifecycle.js";
@@ -63,12 +63,12 @@ export function renderJobs({ mode, params }) {
   const empty = h("p", { class: "empty", id: "jobs-empty", hidden: true }, spec.empty || "No jobs match these filters.");
   const searchNote = h("p", { class: "hint", id: "search-note", hidden: true },
     "Search results are not refreshed automatically (a search reads every job); search again to update them.");
-  const pager = h("nav", { class: "pager", "aria-label": "Pagination" });
+  const pagerNav = h("nav", { class: "pager", "aria-label": "Pagination" });
   const wrap = h("div", { class: "table-wrap" }, jobsTable);
 
   mount(h("section", { class: "view" },
     h("div", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, spec.title)),
-    stats, timeline, form.element, bulk?.element, searchNote, wrap, empty, pager));
+    stats, timeline, form.element, bulk?.element, searchNote, wrap, empty, pagerNav));
 
   function saveFilters() {
     const { state, type, q, page } = filters;
@@ -109,11 +109,11 @@ export function renderJobs({ mode, params }) {
     }
     keepFocus(() => {
       tbody.replaceChildren(...items.map((job) => ROWS[mode](job, refresh)));
-      renderPager(pager, filters, total, (page) => {
+      pagerNav.replaceChildren(...pager({ page: filters.page, pageSize: PAGE_SIZE, total, go: (page) => {
         filters.page = page;
         saveFilters();
         refresh();
-      });
+      } }));
     });
     wrap.hidden = items.length === 0;
     empty.hidden = items.length !== 0;
@@ -239,7 +239,9 @@ const ROWS = {
   running: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("Type", clip(job.type, { cls: "mono" })),
     cell("ID", idLink(job)),
-    cell("Worker", clip(job.workerId || "—", { cls: "mono" })),
+    cell("Worker", job.workerId
+      ? h("a", { href: "#/workers", title: "All workers" }, clip(job.workerId, { cls: "mono" }))
+      : h("span", { class: "muted" }, "—")),
     cell("Started", timeEl(job.lastRunAt)),
     cell("Elapsed", h("span", { class: "elapsed" }, job.lastRunAt ? fmtDuration(-secondsUntil(job.lastRunAt)) : "—")),
     cell("Attempt", `${job.attempts} / ${job.maxAttempts}`),
@@ -253,16 +255,3 @@ const ROWS = {
     cell("Attempts", `${job.attempts} / ${job.maxAttempts}`),
     cell("Actions", jobActions(job, refresh))),
 };
-
-function renderPager(pager, filters, total, go) {
-  const offset = (filters.page - 1) * PAGE_SIZE;
-  const from = total === 0 ? 0 : offset + 1;
-  const to = Math.min(total, offset + PAGE_SIZE);
-  pager.replaceChildren(
-    h("button", { type: "button", "data-key": "page-prev", disabled: filters.page <= 1,
-      onclick: () => go(filters.page - 1) }, "Previous"),
-    h("span", { class: "pager-status", id: "pager-status" }, `${from}–${to} of ${total}`),
-    h("button", { type: "button", "data-key": "page-next", disabled: to >= total,
-      onclick: () => go(filters.page + 1) }, "Next"));
-}
-

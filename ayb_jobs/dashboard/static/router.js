@@ -42,9 +42,14 @@ export function forgetLocation() {
   routed = null;
 }
 
+// Views with one route each, no id: #/<name>?filters. A new such view needs only its name here, its
+// render function in app.js's VIEWS and a link in index.html's nav.
+const SIMPLE_VIEWS = new Set(["workers", "audit"]);
+
 export function parseRoute() {
   const { path, params } = currentLocation();
   const [top, id, sub] = path;
+  if (SIMPLE_VIEWS.has(top)) return { name: top, params };
   if (top === "schedules") {
     if (id === "new") return { name: "schedule-form", id: null, params };
     if (id && sub === "edit") return { name: "schedule-form", id, params };
@@ -59,6 +64,7 @@ export function parseRoute() {
 
 /** The top-bar section a route belongs to. */
 export function section(route) {
+  if (SIMPLE_VIEWS.has(route.name)) return route.name;
   if (route.name.startsWith("schedule")) return "schedules";
   if (route.name === "jobs") return route.mode === "all" ? "jobs" : route.mode;
   return "jobs";

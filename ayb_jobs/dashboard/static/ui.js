@@ -146,6 +146,23 @@ export function typeOptions(selected, { allLabel = null } = {}) {
   return opts;
 }
 
+/**
+ * Previous / "51–100 of 240" / Next, for a list paged by `pageSize` with `total` items; `go(page)`
+ * shows another page. Returns the nodes to put in a <nav class="pager">.
+ */
+export function pager({ page, pageSize, total, go }) {
+  const offset = (page - 1) * pageSize;
+  const from = total === 0 ? 0 : offset + 1;
+  const to = Math.min(total, offset + pageSize);
+  return [
+    h("button", { type: "button", "data-key": "page-prev", disabled: page <= 1, onclick: () => go(page - 1) },
+      "Previous"),
+    h("span", { class: "pager-status", id: "pager-status" }, `${from}–${to} of ${total}`),
+    h("button", { type: "button", "data-key": "page-next", disabled: to >= total, onclick: () => go(page + 1) },
+      "Next"),
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Toasts and confirmation
 
