@@ -249,10 +249,32 @@ class Claimed:
 
 
 async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
-                        timeout: float | None = None) -> set[UUID]:
+                        timeout: float | None = None,
+                        results: Sequence[str | None] | None = None) -> set[UUID]:
+    """`results`: each job's stored result (JSON text, see results.encode_result), None for none."""
+    stored = list(results) if results is not None and any(r is not None for r in results) else None
     async with translating():
         rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], worker_id, timeout=timeout)
+                              [c.attempt for c in claimed], worker_id, stored, timeout=timeout)
+    return {r["id"] for r in rows}
+
+
+async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
+                      timeout: float | None = None) -> dict[UUID, str]:
+    """Queue snoozed jobs again after their delays, attempt not counted; the state each ended in
+    ("queued", or "canceled" when an operator canceled it meanwhile)."""
+    async with translating():
+        rows = await db.fetch(SQL["snooze_jobs"], [c.id for c in claimed], [c.attempt for c in claimed],
+                              worker_id, [float(d) for d in delays_s], timeout=timeout)
+    return {r["id"]: r["state"] for r in rows}
+
+
+async def cancel_running_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
+                              timeout: float | None = None) -> set[UUID]:
+    """End canceled the jobs whose handlers were stopped on an operator's request."""
+    async with translating():
+        rows = await db.fetch(SQL["cancel_running_jobs"], [c.id for c in claimed],
+                              [c.attempt for c in claimed], worker_id, reason, timeout=timeout)
     return {r["id"] for r in rows}
 
 
@@ -277,10 +299,15 @@ async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str
 
 
 async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
-                         worker_id: str, timeout: float | None = None) -> set[UUID]:
+                         worker_id: str, timeout: float | None = None,
+                         cancel_requested: set[UUID] | None = None) -> set[UUID]:
+    """The ids whose lease was extended; those an operator asked to cancel are added to
+    `cancel_requested` when given."""
     async with translating():
         rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
                               [c.attempt for c in claimed], float(lease_s), worker_id, timeout=timeout)
+    if cancel_requested is not None:
+        cancel_requested.update(r["id"] for r in rows if r["cancel_requested"])
     return {r["id"] for r in rows}
 
 

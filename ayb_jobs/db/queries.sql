@@ -86,11 +86,13 @@ SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and
--- re-claimed elsewhere is not touched. Returns the ids actually completed.
--- $1 ids, $2 attempts, $3 worker id
+-- re-claimed elsewhere is not touched. Stores each handler's result (JSON text, NULL for none;
+-- bounded by the daemon). Returns the ids actually completed.
+-- $1 ids, $2 attempts, $3 worker id, $4 results
 UPDATE _ayb_jobs j
-SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now(),
+    result = d.result::jsonb
+FROM unnest($1::uuid[], $2::int[], $4::text[]) AS d(id, attempt, result)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
 RETURNING j.id;
 
@@ -114,14 +116,44 @@ FROM d
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.attempts = d.attempt
 RETURNING j.id, j.state;
 
+-- name: snooze_jobs
+-- Handlers that asked to run later (Snooze): queued again at now() + their delay, the attempt not
+-- counted (attempts back down, snoozes up), lease cleared. A job an operator canceled meanwhile
+-- ends canceled instead. Fenced like complete_jobs. Returns id and the resulting state.
+-- $1 ids, $2 attempts, $3 worker id, $4 delays in seconds
+UPDATE _ayb_jobs j
+SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
+    run_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() + make_interval(secs => d.delay)
+                  ELSE j.run_at END,
+    canceled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+    attempts = j.attempts - 1, snoozes = j.snoozes + 1, lease_until = NULL, worker_id = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::int[], $4::float8[]) AS d(id, attempt, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
+RETURNING j.id, j.state;
+
+-- name: cancel_running_jobs
+-- Jobs whose handler this daemon stopped because an operator canceled them: canceled, the
+-- attempt counted, the reason as last error and in the history. Fenced like complete_jobs.
+-- $1 ids, $2 attempts, $3 worker id, $4 reason
+UPDATE _ayb_jobs j
+SET state = 'canceled', canceled_at = now(), last_error = $4, lease_until = NULL, worker_id = NULL,
+    updated_at = now(),
+    errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'error', $4::text, 'worker_id', j.worker_id))
+FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
+RETURNING j.id;
+
 -- name: heartbeat_jobs
--- Extend the leases of this worker's in-flight jobs in one statement; returns the ids extended.
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the ids extended,
+-- and whether an operator asked to cancel each (the fallback for a missed control notification).
 -- $1 ids, $2 attempts, $3 lease seconds, $4 worker id
 UPDATE _ayb_jobs j
 SET lease_until = now() + make_interval(secs => $3::float8)
 FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.attempts = d.attempt
-RETURNING j.id;
+RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: release_jobs
 -- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or

@@ -35,8 +35,12 @@ class Heartbeat:
         claimed = self._executor.claimed()
         if not claimed:
             return 0
+        cancel: set = set()
         extended = await queries.heartbeat_jobs(self._pool, claimed, lease_s=self._lease_s,
-                                                worker_id=self._executor.worker_id, timeout=WRITE_TIMEOUT_S)
+                                                worker_id=self._executor.worker_id, timeout=WRITE_TIMEOUT_S,
+                                                cancel_requested=cancel)
+        for job_id in cancel:  # the control notification is the fast path; this is the fallback
+            self._executor.cancel_requested(job_id)
         lost = [c for c in claimed if c.id not in extended]
         for c in lost:
             entry = self._executor.running.get(c.id)

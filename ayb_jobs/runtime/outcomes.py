@@ -19,7 +19,7 @@ import structlog
 from ayb_jobs.db import queries
 from ayb_jobs.db.queries import Claimed, Failure
 
-Kind = Literal["complete", "fail", "release"]
+Kind = Literal["complete", "fail", "release", "snooze", "cancel"]
 # A fresh, short statement timeout for outcome writes: they touch a handful of rows by primary key.
 WRITE_TIMEOUT_S = 10.0
 MAX_BATCH = 500
@@ -35,6 +35,8 @@ class Outcome:
     error: str | None = None
     backoff_s: float = 0.0
     retryable: bool = True
+    # complete: the handler's return value as the JSON to store (results.encode_result), or None.
+    result: str | None = None
     # Called once the outcome is settled: with the resulting state ("completed", "queued",
     # "failed", "released"), None when the lease had been lost, or "unconfirmed" when a write
     # retried after a database error found nothing to change.
@@ -101,8 +103,19 @@ class OutcomeWriter:
         claimed = [o.claimed for o in batch]
         if kind == "complete":
             done = await queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
-                                               timeout=WRITE_TIMEOUT_S)
+                                               timeout=WRITE_TIMEOUT_S, results=[o.result for o in batch])
             return {i: "completed" for i in done}
+        if kind == "snooze":
+            # "canceled": an operator canceled the job while its handler was deciding to snooze.
+            snoozed = await queries.snooze_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                                delays_s=[o.backoff_s for o in batch],
+                                                timeout=WRITE_TIMEOUT_S)
+            return {i: "snoozed" if state == "queued" else state for i, state in snoozed.items()}
+        if kind == "cancel":
+            canceled = await queries.cancel_running_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                                         reason=batch[0].error or "canceled by admin",
+                                                         timeout=WRITE_TIMEOUT_S)
+            return {i: "canceled" for i in canceled}
         if kind == "fail":
             failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
             states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
