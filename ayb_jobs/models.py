@@ -35,6 +35,24 @@ def decode_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def decode_payload(value: Any) -> tuple[Any, str | None]:
+    """A job's payload and, when it cannot be used, why (the payload is then `{}`).
+
+    Postgres accepts jsonb that Python cannot load: a number with thousands of digits (json refuses
+    integers over 4,300 digits) or nesting deeper than the decoder's recursion limit, and rows
+    written by plain SQL may hold an array or a scalar. Such a row must not break the claim of the
+    jobs claimed with it, nor a job list: it is read with the reason instead.
+    """
+    try:
+        payload = decode_json(value)
+    except (ValueError, RecursionError) as exc:
+        return {}, f"payload cannot be decoded: {type(exc).__name__}: {str(exc)[:300]}"
+    if payload is None or isinstance(payload, dict):
+        return payload, None
+    kind = {list: "array", str: "string", bool: "boolean"}.get(type(payload), "number")
+    return {}, f"payload is a JSON {kind}, not an object"
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     id: UUID
@@ -62,17 +80,23 @@ class Job:
     # Set only on what an enqueue returns: True when a job holding the unique key was already
     # queued or running, and this is that job (nothing was inserted).
     deduplicated: bool = False
+    # Set when the stored payload cannot be used (see decode_payload); the job then fails alone.
+    payload_error: str | None = None
+    # Incremented by every claim and never reset: with the worker id, the fence of one claim.
+    claim_seq: int = 0
 
     @classmethod
     def from_record(cls, r: Any) -> Job:
+        payload, payload_error = decode_payload(r["payload"])
         return cls(
-            id=r["id"], type=r["type"], payload=decode_json(r["payload"]), state=JobState(r["state"]),
+            id=r["id"], type=r["type"], payload=payload, state=JobState(r["state"]),
             run_at=r["run_at"], attempts=r["attempts"], max_attempts=r["max_attempts"],
             created_at=r["created_at"], updated_at=r["updated_at"], lease_until=r["lease_until"],
             worker_id=r["worker_id"], last_error=r["last_error"], last_run_at=r["last_run_at"],
             idempotency_key=r["idempotency_key"], schedule_id=r["schedule_id"],
             completed_at=r["completed_at"], canceled_at=r["canceled_at"],
             errors=decode_json(r["errors"]) if "errors" in r.keys() else [],
+            payload_error=payload_error, claim_seq=r.get("claim_seq", 0),
             unique_key=r.get("unique_key"), snoozes=r.get("snoozes") or 0,
             result=decode_json(r.get("result")), cancel_requested_at=r.get("cancel_requested_at"),
         )
@@ -92,6 +116,8 @@ class Job:
             "result": self.result,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
+        if self.payload_error is not None:
+            out["payloadError"] = self.payload_error
         out["snoozes"] = self.snoozes
         out["errors"] = self.errors
         return out

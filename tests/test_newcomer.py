@@ -4,7 +4,8 @@ Two `scripts/setup.sh` at once (as when both README commands are started togethe
 `scripts/run.sh` (on a scratch database of the local server rather than embedded Postgres), with a
 handler module dropped beside the config file; `/` must lead to the dashboard; then the CLI exactly
 as run.sh tells the user to run it: it must find the token run.sh generated, say "token rejected"
-for a wrong one and say how to give one when it finds none. The copy gets its own virtualenv, so this takes about a minute.
+for a wrong one and say how to give one when it finds none. The copy gets its own virtualenv, so
+this takes about a minute.
 """
 
 from __future__ import annotations

@@ -235,6 +235,10 @@ class JobOut(BaseModel):
         "The handler's return value as JSON, when it returned one; a return value over 64 KiB is "
         'stored as {"truncated": true, "bytes": N}.'))
     errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
+    payloadError: str | None = Field(None, description=(
+        "Set when the stored payload cannot be read (e.g. written by plain SQL with a number of "
+        "thousands of digits, nesting thousands deep, or not an object); `payload` is then `{}` "
+        "and the job fails without running."))
 
 
 class EnqueuedJobOut(JobOut):

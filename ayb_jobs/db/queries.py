@@ -242,40 +242,53 @@ async def seconds_until_next_job(db: Executor) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The fence of one claimed job: writes succeed only while (id, worker, attempt) still hold."""
+    """One claim of a job: writes succeed only while (id, worker, seq) still hold. `seq` is the
+    job's claim_seq, which every claim increments and nothing resets, so a claim's fence never
+    comes back (an admin retry resets `attempt`, which is kept for the logs and the backoff)."""
 
     id: UUID
     attempt: int
+    seq: int
+
+    @classmethod
+    def of(cls, job: Job) -> Claimed:
+        return cls(job.id, job.attempts, job.claim_seq)
+
+
+def _fenced(claimed: Sequence[Claimed], rows: Sequence[Any]) -> list[tuple[Claimed, Any]]:
+    """The caller's claims that a fenced statement wrote, each with its row."""
+    by_key = {(c.id, c.seq): c for c in claimed}
+    return [(by_key[(r["id"], r["claim_seq"])], r) for r in rows]
 
 
 async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
                         timeout: float | None = None,
-                        results: Sequence[str | None] | None = None) -> set[UUID]:
+                        results: Sequence[str | None] | None = None) -> set[Claimed]:
     """`results`: each job's stored result (JSON text, see results.encode_result), None for none."""
     stored = list(results) if results is not None and any(r is not None for r in results) else None
     async with translating():
         rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], worker_id, stored, timeout=timeout)
-    return {r["id"] for r in rows}
+                              [c.seq for c in claimed], worker_id, stored, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
-                      timeout: float | None = None) -> dict[UUID, str]:
+                      timeout: float | None = None) -> dict[Claimed, str]:
     """Queue snoozed jobs again after their delays, attempt not counted; the state each ended in
     ("queued", or "canceled" when an operator canceled it meanwhile)."""
     async with translating():
-        rows = await db.fetch(SQL["snooze_jobs"], [c.id for c in claimed], [c.attempt for c in claimed],
+        rows = await db.fetch(SQL["snooze_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, [float(d) for d in delays_s], timeout=timeout)
-    return {r["id"]: r["state"] for r in rows}
+    return {c: r["state"] for c, r in _fenced(claimed, rows)}
 
 
 async def cancel_running_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
-                              timeout: float | None = None) -> set[UUID]:
+                              timeout: float | None = None) -> set[Claimed]:
     """End canceled the jobs whose handlers were stopped on an operator's request."""
     async with translating():
         rows = await db.fetch(SQL["cancel_running_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], worker_id, reason, timeout=timeout)
-    return {r["id"] for r in rows}
+                              [c.seq for c in claimed], worker_id, reason, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,28 +300,29 @@ class Failure:
 
 
 async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str,
-                    timeout: float | None = None) -> dict[UUID, JobState]:
-    """Returns the state each fenced job ended in (queued for a retry, or failed)."""
+                    timeout: float | None = None) -> dict[Claimed, JobState]:
+    """Returns the state each fenced claim's job ended in (queued for a retry, or failed)."""
     async with translating():
         rows = await db.fetch(
-            SQL["fail_jobs"], [f.claimed.id for f in failures], [f.claimed.attempt for f in failures],
+            SQL["fail_jobs"], [f.claimed.id for f in failures], [f.claimed.seq for f in failures],
             [f.error for f in failures], [float(f.backoff_s) for f in failures],
             [f.retryable for f in failures], worker_id, timeout=timeout,
         )
-    return {r["id"]: JobState(r["state"]) for r in rows}
+    return {c: JobState(r["state"]) for c, r in _fenced([f.claimed for f in failures], rows)}
 
 
 async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
                          worker_id: str, timeout: float | None = None,
-                         cancel_requested: set[UUID] | None = None) -> set[UUID]:
-    """The ids whose lease was extended; those an operator asked to cancel are added to
+                         cancel_requested: set[Claimed] | None = None) -> set[Claimed]:
+    """The claims whose lease was extended; those an operator asked to cancel are added to
     `cancel_requested` when given."""
     async with translating():
         rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
-                              [c.attempt for c in claimed], float(lease_s), worker_id, timeout=timeout)
+                              [c.seq for c in claimed], float(lease_s), worker_id, timeout=timeout)
+    fenced = _fenced(claimed, rows)
     if cancel_requested is not None:
-        cancel_requested.update(r["id"] for r in rows if r["cancel_requested"])
-    return {r["id"] for r in rows}
+        cancel_requested.update(c for c, r in fenced if r["cancel_requested"])
+    return {c for c, _ in fenced}
 
 
 SHUTDOWN_REASON = "interrupted by shutdown"
@@ -316,14 +330,14 @@ SHUTDOWN_REASON = "interrupted by shutdown"
 
 async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
                        reasons: Sequence[str] | None = None, delays_s: Sequence[float] | None = None,
-                       timeout: float | None = None) -> set[UUID]:
+                       timeout: float | None = None) -> set[Claimed]:
     """Queue claimed jobs again, attempt not counted; by default as a shutdown does (at once)."""
     reasons = list(reasons) if reasons is not None else [SHUTDOWN_REASON] * len(claimed)
     delays = [float(d) for d in delays_s] if delays_s is not None else [0.0] * len(claimed)
     async with translating():
-        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.attempt for c in claimed],
+        rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, reasons, delays, timeout=timeout)
-    return {r["id"] for r in rows}
+    return {c for c, _ in _fenced(claimed, rows)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ WITH picked AS MATERIALIZED (
 ), claimed AS (
     UPDATE _ayb_jobs j
     SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
-        attempts = j.attempts + 1, last_run_at = now(), updated_at = now()
+        attempts = j.attempts + 1, claim_seq = j.claim_seq + 1, last_run_at = now(), updated_at = now()
     FROM unnest(ARRAY(SELECT id FROM picked)) AS picked(id)
     WHERE j.id = picked.id
     RETURNING j.*
@@ -85,25 +85,25 @@ SELECT * FROM claimed ORDER BY run_at, id;
 SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs WHERE state = 'queued';
 
 -- name: complete_jobs
--- Mark claimed jobs completed. Fenced by (id, worker, attempt): a job whose lease was lost and
--- re-claimed elsewhere is not touched. Stores each handler's result (JSON text, NULL for none;
--- bounded by the daemon). Returns the ids actually completed.
--- $1 ids, $2 attempts, $3 worker id, $4 results
+-- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
+-- re-claimed (elsewhere, or here after an admin retry) is not touched. Stores each handler's result
+-- (JSON text, NULL for none; bounded by the daemon). Returns the claims completed.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 results
 UPDATE _ayb_jobs j
 SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now(),
     result = d.result::jsonb
-FROM unnest($1::uuid[], $2::int[], $4::text[]) AS d(id, attempt, result)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[], $4::text[]) AS d(id, seq, result)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: fail_jobs
 -- Record failed attempts: back to queued after the given backoff while attempts remain (and the
 -- error is retryable), else failed. The error is appended to the history (last 10 kept).
 -- Fenced like complete_jobs. Returns id and the resulting state.
--- $1 ids, $2 attempts, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
+-- $1 ids, $2 claim seqs, $3 errors, $4 backoff seconds, $5 retryable flags, $6 worker id
 WITH d AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::bool[])
-        AS d(id, attempt, err, delay, retryable)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::float8[], $5::bool[])
+        AS d(id, seq, err, delay, retryable)
 )
 UPDATE _ayb_jobs j
 SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
@@ -113,14 +113,14 @@ SET state = CASE WHEN d.retryable AND j.attempts < j.max_attempts THEN 'queued' 
     errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'error', d.err, 'worker_id', j.worker_id))
 FROM d
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.attempts = d.attempt
-RETURNING j.id, j.state;
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.state;
 
 -- name: snooze_jobs
 -- Handlers that asked to run later (Snooze): queued again at now() + their delay, the attempt not
 -- counted (attempts back down, snoozes up), lease cleared. A job an operator canceled meanwhile
 -- ends canceled instead. Fenced like complete_jobs. Returns id and the resulting state.
--- $1 ids, $2 attempts, $3 worker id, $4 delays in seconds
+-- $1 ids, $2 claim seqs, $3 worker id, $4 delays in seconds
 UPDATE _ayb_jobs j
 SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
     run_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() + make_interval(secs => d.delay)
@@ -128,44 +128,44 @@ SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled
     canceled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
     attempts = j.attempts - 1, snoozes = j.snoozes + 1, lease_until = NULL, worker_id = NULL,
     updated_at = now()
-FROM unnest($1::uuid[], $2::int[], $4::float8[]) AS d(id, attempt, delay)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id, j.state;
+FROM unnest($1::uuid[], $2::bigint[], $4::float8[]) AS d(id, seq, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.state;
 
 -- name: cancel_running_jobs
 -- Jobs whose handler this daemon stopped because an operator canceled them: canceled, the
 -- attempt counted, the reason as last error and in the history. Fenced like complete_jobs.
--- $1 ids, $2 attempts, $3 worker id, $4 reason
+-- $1 ids, $2 claim seqs, $3 worker id, $4 reason
 UPDATE _ayb_jobs j
 SET state = 'canceled', canceled_at = now(), last_error = $4, lease_until = NULL, worker_id = NULL,
     updated_at = now(),
     errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
         'attempt', j.attempts, 'at', now(), 'error', $4::text, 'worker_id', j.worker_id))
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: heartbeat_jobs
--- Extend the leases of this worker's in-flight jobs in one statement; returns the ids extended,
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended,
 -- and whether an operator asked to cancel each (the fallback for a missed control notification).
--- $1 ids, $2 attempts, $3 lease seconds, $4 worker id
+-- $1 ids, $2 claim seqs, $3 lease seconds, $4 worker id
 UPDATE _ayb_jobs j
 SET lease_until = now() + make_interval(secs => $3::float8)
-FROM unnest($1::uuid[], $2::int[]) AS d(id, attempt)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.attempts = d.attempt
-RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: release_jobs
 -- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or
 -- when our database connection went away under the handler (after a delay, so a handler that
 -- keeps losing its connection cannot spin).
--- $1 ids, $2 attempts, $3 worker id, $4 reasons, $5 delays in seconds
+-- $1 ids, $2 claim seqs, $3 worker id, $4 reasons, $5 delays in seconds
 UPDATE _ayb_jobs j
 SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts = j.attempts - 1,
     lease_until = NULL, worker_id = NULL, last_error = d.reason, updated_at = now()
-FROM unnest($1::uuid[], $2::int[], $4::text[], $5::float8[]) AS d(id, attempt, reason, delay)
-WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.attempts = d.attempt
-RETURNING j.id;
+FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, reason, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
 
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,

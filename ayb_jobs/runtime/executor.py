@@ -3,17 +3,23 @@
 A job holds its slot from claim until its outcome is written (see outcomes.py). How a handler
 ends decides the outcome:
 - returns                      -> complete
-- raises InvalidPayload        -> fail, no retry
+- raises InvalidPayload        -> fail, no retry (also when the stored payload cannot be decoded)
 - raises another Exception     -> fail, retried with backoff while attempts remain
 - exceeds jobs.job_timeout_s   -> fail "timed out after Ns"
 - cancelled by shutdown        -> release (queued again, attempt not counted)
-- cancelled after a lost lease -> nothing is written (another worker owns the job now)
+- cancelled after a lost lease -> nothing is written (another worker owns the job now); also a
+                                   stale run of a job this daemon has claimed again
 - raises Snooze(seconds)       -> snooze: queued again at now() + seconds, attempt not counted
 - cancelled by an operator     -> cancel: `canceled`, attempt counted (the handler may clean up on
                                   CancelledError, but whatever it does then, the job ends canceled)
 - raises because our database   -> release after a backoff, attempt not counted: not the handler's
   failed under it                  failure (decided by runtime/dbwatch.py from our pool's state and a
                                    probe, not from the exception's class)
+
+In-flight runs are keyed by their claim (job id and claim_seq), not by job id: after an admin
+retry the same daemon can claim a job whose earlier run it still holds, and the two must not be
+confused. This class alone owns that state (`running`); the heartbeat and the daemon's drain go
+through its methods.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from ayb_jobs.metrics import Metrics
 from ayb_jobs.models import Job
 from ayb_jobs.results import encode_result
 from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
-from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter
+from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 
 MAX_ERROR_BYTES = 4096
 StopReason = Literal["shutdown", "lease_lost", "canceled"]
@@ -81,7 +87,7 @@ class Executor:
         self._rand = rand
         # A concrete logger for the per-job hot path (the module's lazy proxy rebinds on every call).
         self._log = log.bind()
-        self.running: dict[UUID, Running] = {}
+        self.running: dict[Claimed, Running] = {}
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -91,8 +97,10 @@ class Executor:
 
     def start(self, jobs: list[Job]) -> None:
         for job in jobs:
-            entry = Running(job, Claimed(job.id, job.attempts))
-            self.running[job.id] = entry
+            claimed = Claimed.of(job)
+            self._stop_stale_runs(claimed)
+            entry = Running(job, claimed)
+            self.running[claimed] = entry
             entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
             self._metrics.claimed(job.type)
             self._log.debug("job_claimed", **self._fields(entry))
@@ -100,37 +108,50 @@ class Executor:
             self.idle.clear()
         self._metrics.set_in_flight(len(self.running))
 
-    def stop_job(self, job_id: UUID, reason: StopReason) -> None:
+    def _stop_stale_runs(self, claimed: Claimed) -> None:
+        """A new claim of a job means any older run of it here lost its lease (it was recovered,
+        then retried by an admin, and claimed by us again): stop it, it must write nothing."""
+        for other in [c for c in self.running if c.id == claimed.id and c.seq < claimed.seq]:
+            self.stop_job(other, "lease_lost")
+
+    def stop_job(self, claimed: Claimed, reason: StopReason) -> None:
         """Cancel a running handler; its outcome follows from the reason."""
-        entry = self.running.get(job_id)
-        if entry is not None and entry.task is not None and not entry.task.done():
+        entry = self.running.get(claimed)
+        if entry is not None and self.in_handler(claimed):
             entry.stop_reason = reason
             entry.task.cancel()
 
     def cancel_requested(self, job_id: UUID) -> bool:
         """An operator canceled this job: stop its handler if it runs here (True if it does)."""
-        entry = self.running.get(job_id)
-        if entry is None:
-            return False
-        if entry.stop_reason is None:  # asked again (heartbeat after the notification): let it clean up
-            self.stop_job(job_id, "canceled")
-        return True
+        runs = [(c, e) for c, e in self.running.items() if c.id == job_id]
+        for claimed, entry in runs:
+            if entry.stop_reason is None:  # asked again (heartbeat after the notification): let it clean up
+                self.stop_job(claimed, "canceled")
+        return bool(runs)
 
     def stop_all(self, reason: StopReason) -> None:
-        for job_id in list(self.running):
-            self.stop_job(job_id, reason)
+        for claimed in list(self.running):
+            self.stop_job(claimed, reason)
+
+    def in_handler(self, claimed: Claimed) -> bool:
+        """Whether the run is still in its handler (not waiting for its outcome to be written)."""
+        entry = self.running.get(claimed)
+        return entry is not None and entry.task is not None and not entry.task.done()
 
     def claimed(self) -> list[Claimed]:
-        return [e.claimed for e in self.running.values()]
+        return list(self.running)
 
     def _fields(self, entry: Running) -> dict[str, Any]:
         return {"job_id": str(entry.job.id), "job_type": entry.job.type, "attempt": entry.job.attempts,
-                "worker_id": self.worker_id}
+                "claim_seq": entry.claimed.seq, "worker_id": self.worker_id}
 
     async def _run(self, entry: Running) -> None:
         job_type = self._registry.get(entry.job.type)
         if job_type is None:
             self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)
+            return
+        if entry.job.payload_error is not None:  # no retry can make the stored payload readable
+            self._fail(entry, f"{entry.job.payload_error}; the job cannot run", retryable=False)
             return
         try:
             await self._attempt(entry, job_type.handler)
@@ -209,39 +230,39 @@ class Executor:
     def _settle(self, entry: Running, outcome: Outcome, result: Any = None) -> None:
         duration = time.monotonic() - entry.started
 
-        def settled(state: str | None) -> None:
-            self._report(entry, outcome, state, duration, result)
+        def settled(how: Settled) -> None:
+            self._report(entry, outcome, how, duration, result)
             self._free(entry)
 
         outcome.on_settled = settled
         self._writer.put(outcome)
 
-    def _report(self, entry: Running, outcome: Outcome, state: str | None, duration: float,
+    def _report(self, entry: Running, outcome: Outcome, how: Settled, duration: float,
                 result: Any) -> None:
         fields = {**self._fields(entry), "duration_ms": round(duration * 1000, 1)}
         job_type = entry.job.type
-        if state == "unconfirmed":
+        if how is Settled.UNCONFIRMED:
             self._log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
                               reason="the write was retried after a database error and found the job "
                                      "already settled; the first attempt most likely committed", **fields)
-        elif state is None:
+        elif how is Settled.LEASE_LOST:
             self._metrics.lease_lost(job_type)
             self._log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone",
                               **fields)
-        elif state == "completed":
+        elif how is Settled.COMPLETED:
             self._metrics.completed(job_type, duration)
             self._log.info("job_completed", result=result, **fields)
-        elif state == "queued":
+        elif how is Settled.QUEUED:
             self._metrics.retried(job_type, duration)
             self._log.warning("job_retry_scheduled", error=outcome.error,
                               retry_in_s=round(outcome.backoff_s, 3), **fields)
-        elif state == "failed":
+        elif how is Settled.FAILED:
             self._metrics.failed(job_type, duration)
             self._log.error("job_failed", error=outcome.error, **fields)
-        elif state == "snoozed":
+        elif how is Settled.SNOOZED:
             self._metrics.snoozed(job_type)
             self._log.info("job_snoozed", snooze_s=outcome.backoff_s, **fields)
-        elif state == "canceled":
+        elif how is Settled.CANCELED:
             self._metrics.canceled(job_type, duration)
             self._log.info("job_canceled", reason=outcome.error or CANCELED_BY_ADMIN, **fields)
         else:
@@ -249,7 +270,7 @@ class Executor:
             self._log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)
 
     def _free(self, entry: Running) -> None:
-        if self.running.pop(entry.job.id, None) is not None:
+        if self.running.pop(entry.claimed, None) is not None:
             self.slot_freed.set()
             self._metrics.set_in_flight(len(self.running))
             if not self.running:

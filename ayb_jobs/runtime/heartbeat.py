@@ -39,15 +39,13 @@ class Heartbeat:
         extended = await queries.heartbeat_jobs(self._pool, claimed, lease_s=self._lease_s,
                                                 worker_id=self._executor.worker_id, timeout=WRITE_TIMEOUT_S,
                                                 cancel_requested=cancel)
-        for job_id in cancel:  # the control notification is the fast path; this is the fallback
-            self._executor.cancel_requested(job_id)
-        lost = [c for c in claimed if c.id not in extended]
+        for c in cancel:  # the control notification is the fast path; this is the fallback
+            self._executor.cancel_requested(c.id)
+        lost = [c for c in claimed if c not in extended]
         for c in lost:
-            entry = self._executor.running.get(c.id)
-            # Only a job still in its handler can be lost here; one waiting for its outcome write
+            # Only a run still in its handler is stopped here; one waiting for its outcome write
             # will learn it from the fenced write itself.
-            if entry is not None and entry.task is not None and not entry.task.done():
-                self._executor.stop_job(c.id, "lease_lost")
+            self._executor.stop_job(c, "lease_lost")
         return len(lost)
 
     async def run(self) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
-from uuid import UUID
 
 import structlog
 
@@ -27,6 +27,21 @@ MAX_BATCH = 500
 log = structlog.get_logger("ayb_jobs.outcomes")
 
 
+class Settled(StrEnum):
+    """What writing an outcome found: the state the job ended in, or why nothing was written."""
+
+    COMPLETED = "completed"
+    QUEUED = "queued"  # a failed attempt, retried later
+    FAILED = "failed"
+    RELEASED = "released"
+    SNOOZED = "snoozed"  # queued again later at the handler's request, the attempt not counted
+    CANCELED = "canceled"  # stopped at an operator's request
+    LEASE_LOST = "lease_lost"  # the fence found the claim gone (recovered, re-claimed)
+    # A write retried after a database error found nothing to change: its first try most likely
+    # committed before the connection broke.
+    UNCONFIRMED = "unconfirmed"
+
+
 @dataclass(slots=True)
 class Outcome:
     kind: Kind
@@ -37,10 +52,8 @@ class Outcome:
     retryable: bool = True
     # complete: the handler's return value as the JSON to store (results.encode_result), or None.
     result: str | None = None
-    # Called once the outcome is settled: with the resulting state ("completed", "queued",
-    # "failed", "released"), None when the lease had been lost, or "unconfirmed" when a write
-    # retried after a database error found nothing to change.
-    on_settled: Callable[[str | None], None] = field(default=lambda _state: None)
+    # Called once, when the outcome is settled.
+    on_settled: Callable[[Settled], None] = field(default=lambda _settled: None)
 
 
 class OutcomeWriter:
@@ -89,8 +102,8 @@ class OutcomeWriter:
             for o in batch:
                 # A write retried after a lost connection may have committed the first time: then
                 # the fence finds nothing, which says nothing about the lease.
-                missing = "unconfirmed" if id(o) in retried else None
-                o.on_settled(results.get(o.claimed.id, missing))
+                missing = Settled.UNCONFIRMED if id(o) in retried else Settled.LEASE_LOST
+                o.on_settled(results.get(o.claimed, missing))
             retried.difference_update(written)
 
     def close(self) -> None:
@@ -98,31 +111,32 @@ class OutcomeWriter:
         self._closing = True
         self._ready.set()
 
-    async def _write(self, kind: Kind, batch: list[Outcome]) -> dict[UUID, str]:
-        """One fenced statement for a batch of one kind; the state each job ended in, by id."""
+    async def _write(self, kind: Kind, batch: list[Outcome]) -> dict[Claimed, Settled]:
+        """One fenced statement for a batch of one kind; what each claim written ended in."""
         claimed = [o.claimed for o in batch]
         if kind == "complete":
             done = await queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
                                                timeout=WRITE_TIMEOUT_S, results=[o.result for o in batch])
-            return {i: "completed" for i in done}
+            return dict.fromkeys(done, Settled.COMPLETED)
         if kind == "snooze":
-            # "canceled": an operator canceled the job while its handler was deciding to snooze.
+            # Canceled: an operator canceled the job while its handler was deciding to snooze.
             snoozed = await queries.snooze_jobs(self._pool, claimed, worker_id=self._worker_id,
                                                 delays_s=[o.backoff_s for o in batch],
                                                 timeout=WRITE_TIMEOUT_S)
-            return {i: "snoozed" if state == "queued" else state for i, state in snoozed.items()}
+            return {c: Settled.SNOOZED if state == "queued" else Settled.CANCELED
+                    for c, state in snoozed.items()}
         if kind == "cancel":
             canceled = await queries.cancel_running_jobs(self._pool, claimed, worker_id=self._worker_id,
                                                          reason=batch[0].error or "canceled by admin",
                                                          timeout=WRITE_TIMEOUT_S)
-            return {i: "canceled" for i in canceled}
+            return dict.fromkeys(canceled, Settled.CANCELED)
         if kind == "fail":
             failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
             states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
                                              timeout=WRITE_TIMEOUT_S)
-            return {i: str(s) for i, s in states.items()}
+            return {c: Settled(str(state)) for c, state in states.items()}
         released = await queries.release_jobs(
             self._pool, claimed, worker_id=self._worker_id, timeout=WRITE_TIMEOUT_S,
             reasons=[o.error or queries.SHUTDOWN_REASON for o in batch],
             delays_s=[o.backoff_s for o in batch])
-        return {i: "released" for i in released}
+        return dict.fromkeys(released, Settled.RELEASED)

@@ -29,7 +29,7 @@ async def test_every_module_is_served_as_javascript_under_the_strict_csp(base_ur
             assert r.headers["content-security-policy"] == csp
             todo += [m for m in re.findall(r'from "\./([\w-]+\.js)"', r.text) if m not in seen]
     assert {"api.js", "ui.js", "router.js", "view.js", "jobs.js", "job.js", "chart.js", "schedules.js",
-            "schedule-form.js"} <= seen
+            "schedule-form.js", "workers.js", "audit.js", "health.js"} <= seen
 
 
 LONG_TYPE = "integration.partner_sync." + "x" * 75  # 100 characters: the column's limit
@@ -123,9 +123,22 @@ async def test_long_type_and_schedule_names_are_cut_with_the_full_text_as_toolti
 # --- auto-refresh and focus ---------------------------------------------------------------------------
 
 
+# Counts the page's calls of fetch() for the jobs list and its stats as they are made: a refresh
+# calls fetch synchronously from its timer, so the count is final once the fake clock has run.
+COUNT_JOB_FETCHES = """
+    window.jobFetches = 0;
+    const realFetch = window.fetch;
+    window.fetch = (url, init) => {
+        if (String(url).includes("/api/admin/jobs")) window.jobFetches += 1;
+        return realFetch(url, init);
+    };
+"""
+
+
 async def test_auto_refresh_waits_while_text_is_selected(dash, pool) -> None:
     page = dash.page
     await page.clock.install()
+    await page.add_init_script(COUNT_JOB_FETCHES)
     await dash.login()
     await insert_job(pool, payload={})
     await page.clock.run_for(5_000)
@@ -137,8 +150,11 @@ async def test_auto_refresh_waits_while_text_is_selected(dash, pool) -> None:
         getSelection().removeAllRanges();
         getSelection().addRange(range);
     }""")
+    before = await page.evaluate("window.jobFetches")
     await insert_job(pool)
     await page.clock.run_for(10_000)
+    # Two refresh periods passed while the text was selected: none of them reloaded the list.
+    assert await page.evaluate("window.jobFetches") == before
     await expect(rows).to_have_count(1)
     assert await page.evaluate("getSelection().toString()") == "job_prune"
     await page.evaluate("getSelection().removeAllRanges()")

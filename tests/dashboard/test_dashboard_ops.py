@@ -71,12 +71,19 @@ async def test_workers_view_shows_each_daemon_its_load_and_the_jobs_it_runs(page
 
 async def test_audit_view_lists_changes_newest_first_with_actor_and_a_filter_in_the_url(page, daemon) -> None:
     job = await daemon.enqueue("ok", payload={"marker": "audited"})
+    doomed = await daemon.enqueue("ok", payload={"marker": "deleted"})
+    await daemon.wait_state(doomed["id"], "completed")
+    assert (await daemon.api.delete(f"/jobs/{doomed['id']}")).status_code == 204
     body = {"name": "audit_demo", "jobType": "ok", "cronExpr": "0 0 1 1 *"}
     schedule = (await daemon.api.post("/schedules", json=body)).json()
     assert (await daemon.api.post(f"/schedules/{schedule['id']}/disable")).status_code == 200
     await goto(page, daemon, "audit")
     newest = page.locator("#audit-body tr").first
     await expect(newest).to_have_attribute("data-action", "schedule.disable")
+    await expect(newest.get_by_role("link", name=f"Schedule {schedule['id']}")).to_be_visible()
+    deleted = page.locator('#audit-body tr[data-action="job.delete"]')
+    await expect(deleted.locator('td[data-label="Target"]')).to_have_text(doomed["id"][:8])
+    await expect(deleted.get_by_role("link")).to_have_count(0)  # nothing left to open
     fingerprint = hashlib.sha256(TOKEN.encode()).hexdigest()[:12]
     await expect(newest.locator('td[data-label="Actor"]')).to_have_text(fingerprint)
     await expect(newest.locator('td[data-label="From"]')).to_have_text("127.0.0.1")

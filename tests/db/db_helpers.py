@@ -29,7 +29,7 @@ async def claim_one(db: Any, worker: str = "w1", lease_s: float = 30) -> Job:
 
 
 def fence(job: Job) -> Claimed:
-    return Claimed(job.id, job.attempts)
+    return Claimed.of(job)
 
 
 async def make_due(db: Any, job_id: UUID) -> None:

@@ -16,7 +16,7 @@ from ayb_jobs.models import JobState
 async def test_enqueue_claim_complete(pool: asyncpg.Pool) -> None:
     job = await add_job(pool)
     claimed = await claim_one(pool, "w1")
-    assert await queries.complete_jobs(pool, [fence(claimed)], worker_id="w1") == {job.id}
+    assert await queries.complete_jobs(pool, [fence(claimed)], worker_id="w1") == {fence(claimed)}
     done = await queries.get_job(pool, job.id)
     assert done.state is JobState.COMPLETED and done.completed_at is not None
     assert (done.lease_until, done.worker_id, done.attempts) == (None, None, 1)
@@ -28,7 +28,7 @@ async def test_failed_attempt_is_retried_after_a_fractional_backoff(pool: asyncp
     delay = backoff_seconds(claimed.attempts, rand=lambda: 0.375)
     failure = Failure(fence(claimed), "ValueError: boom", delay)
     result = await queries.fail_jobs(pool, [failure], worker_id="w1")
-    assert result == {job.id: JobState.QUEUED}
+    assert result == {failure.claimed: JobState.QUEUED}
     r = await row(pool, job.id)
     assert r["state"] == "queued" and r["last_error"] == "ValueError: boom"
     assert (r["lease_until"], r["worker_id"]) == (None, None)
@@ -47,7 +47,7 @@ async def test_attempts_exhausted_is_terminal_failed(pool: asyncpg.Pool) -> None
         claimed = await claim_one(pool, "w1")
         got = await queries.fail_jobs(pool, [Failure(fence(claimed), f"err {claimed.attempts}", 2.5)],
                                       worker_id="w1")
-        states.append(got[job.id])
+        states.append(got[fence(claimed)])
         await make_due(pool, job.id)
     assert states == [JobState.QUEUED, JobState.QUEUED, JobState.FAILED]
     failed = await queries.get_job(pool, job.id)
@@ -57,11 +57,11 @@ async def test_attempts_exhausted_is_terminal_failed(pool: asyncpg.Pool) -> None
 
 
 async def test_a_non_retryable_failure_fails_at_once(pool: asyncpg.Pool) -> None:
-    job = await add_job(pool, max_attempts=5)
+    await add_job(pool, max_attempts=5)
     claimed = await claim_one(pool)
     failure = Failure(fence(claimed), "InvalidPayload: bad", 1.0, retryable=False)
     got = await queries.fail_jobs(pool, [failure], worker_id="w1")
-    assert got == {job.id: JobState.FAILED}
+    assert got == {failure.claimed: JobState.FAILED}
 
 
 async def test_error_history_keeps_the_last_ten(pool: asyncpg.Pool) -> None:
@@ -86,7 +86,8 @@ async def test_last_error_is_stored_as_passed(pool: asyncpg.Pool) -> None:
 async def test_heartbeat_extends_the_lease(pool: asyncpg.Pool) -> None:
     job = await add_job(pool)
     claimed = await claim_one(pool, lease_s=5)
-    assert await queries.heartbeat_jobs(pool, [fence(claimed)], lease_s=120, worker_id="w1") == {job.id}
+    extended = await queries.heartbeat_jobs(pool, [fence(claimed)], lease_s=120, worker_id="w1")
+    assert extended == {fence(claimed)}
     lease = (await queries.get_job(pool, job.id)).lease_until
     assert lease - await db_now(pool) > timedelta(seconds=100)
 
@@ -98,7 +99,7 @@ async def test_release_gives_the_job_back_without_counting_the_attempt(pool: asy
     await make_due(pool, job.id)
     claimed = await claim_one(pool)
     assert claimed.attempts == 2
-    assert await queries.release_jobs(pool, [fence(claimed)], worker_id="w1") == {job.id}
+    assert await queries.release_jobs(pool, [fence(claimed)], worker_id="w1") == {fence(claimed)}
     back = await queries.get_job(pool, job.id)
     assert back.state is JobState.QUEUED and back.attempts == 1
     assert (back.worker_id, back.lease_until) == (None, None)
@@ -111,7 +112,7 @@ async def test_release_after_a_lost_connection_waits_and_says_why(pool: asyncpg.
     claimed = await claim_one(pool)
     released = await queries.release_jobs(pool, [fence(claimed)], worker_id="w1",
                                           reasons=["database connection lost"], delays_s=[7.25])
-    assert released == {job.id}
+    assert released == {fence(claimed)}
     back = await queries.get_job(pool, job.id)
     assert back.state is JobState.QUEUED and back.attempts == 0
     assert back.last_error == "database connection lost"
@@ -145,7 +146,7 @@ async def test_a_stale_worker_cannot_touch_a_job_reclaimed_by_another(pool: asyn
     stale, current = await _recover_and_reclaim(pool, "old", "new")
     await _stale_writes_change_nothing(pool, fence(stale), "old")
     # The current owner's fence still works.
-    assert await queries.complete_jobs(pool, [fence(current)], worker_id="new") == {current.id}
+    assert await queries.complete_jobs(pool, [fence(current)], worker_id="new") == {fence(current)}
 
 
 async def test_the_same_worker_with_an_old_attempt_is_fenced_too(pool: asyncpg.Pool) -> None:
@@ -158,3 +159,18 @@ async def test_another_workers_fence_does_not_match(pool: asyncpg.Pool) -> None:
     await add_job(pool)
     claimed = await claim_one(pool, "w1")
     await _stale_writes_change_nothing(pool, fence(claimed), "w2")
+
+
+async def test_a_claim_from_before_an_admin_retry_stays_fenced_at_the_same_attempt(pool) -> None:
+    job = await add_job(pool, max_attempts=1)
+    stale = await claim_one(pool, "w1")
+    await expire_lease(pool, job.id)
+    [recovered] = await queries.recover_expired(pool, jitter_s=0.0)
+    assert recovered.state is JobState.FAILED
+    await queries.retry_job(pool, job.id)  # attempts back to 0
+    current = await claim_one(pool, "w1")
+    # Same job, worker and attempt as the stale claim: only the claim counter tells them apart.
+    assert (current.attempts, current.worker_id) == (stale.attempts, stale.worker_id)
+    assert current.claim_seq == stale.claim_seq + 1
+    await _stale_writes_change_nothing(pool, fence(stale), "w1")
+    assert await queries.complete_jobs(pool, [fence(current)], worker_id="w1") == {fence(current)}

@@ -40,7 +40,7 @@ async def test_the_key_is_held_while_running_and_free_again_once_the_job_complet
     first = await add_job(pool, unique_key="k")
     running = await claim_one(pool)
     assert (await add_job(pool, unique_key="k")).id == first.id  # running still holds it
-    assert await queries.complete_jobs(pool, [fence(running)], worker_id="w1") == {first.id}
+    assert await queries.complete_jobs(pool, [fence(running)], worker_id="w1") == {fence(running)}
     second = await add_job(pool, unique_key="k")
     assert not second.deduplicated and second.id != first.id
     assert await count(pool, "k") == 2

@@ -9,8 +9,10 @@ import { beginView, markUpdated, mount, setRefresh } from "./view.js";
 
 export const PAGE_SIZE = 50;
 // The actions known when this was written; any other action met in the log joins the filter too.
-const KNOWN_ACTIONS = ["job.enqueue", "job.retry", "job.cancel", "schedule.create", "schedule.update",
-  "schedule.delete", "schedule.enable", "schedule.disable", "schedule.trigger"];
+const KNOWN_ACTIONS = ["job.enqueue", "job.retry", "job.cancel", "job.delete", "job.bulk_retry", "job.bulk_cancel",
+  "job.bulk_delete", "schedule.create", "schedule.update", "schedule.delete", "schedule.enable", "schedule.disable",
+  "schedule.trigger"];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function readFilters(params) {
   const page = Number.parseInt(params.get("page") || "1", 10);
@@ -82,17 +84,19 @@ export function renderAudit({ params }) {
   refresh();
 }
 
-/** A link to the job or schedule an entry changed (none for a deleted schedule: it is gone). */
+/**
+ * A link to the job or schedule an entry changed; plain text when there is nothing to open (a
+ * deleted job or schedule, or a bulk action, whose detail holds its filter and counts).
+ */
 function targetCell(e) {
   if (!e.target) return h("span", { class: "muted" }, "—");
   const [kind, verb] = e.action.split(".", 2);
+  const short = UUID.test(e.target) ? shortId(e.target) : e.target;
+  const gone = verb === "delete" || (verb || "").startsWith("bulk") || !UUID.test(e.target);
+  if (gone || (kind !== "job" && kind !== "schedule")) return h("span", { class: "mono", title: e.target }, short);
   const label = `${kind === "job" ? "Job" : "Schedule"} ${e.target}`;
-  const text = h("span", { class: "mono" }, shortId(e.target));
-  if (kind === "job") return h("a", { href: `#/jobs/${e.target}`, title: e.target, "aria-label": label }, text);
-  if (kind === "schedule" && verb !== "delete") {
-    return h("a", { href: `#/schedules/${e.target}`, title: e.target, "aria-label": label }, text);
-  }
-  return h("span", { class: "mono", title: e.target }, shortId(e.target));
+  return h("a", { href: `#/${kind}s/${e.target}`, title: e.target, "aria-label": label },
+    h("span", { class: "mono" }, short));
 }
 
 function detailText(detail) {
