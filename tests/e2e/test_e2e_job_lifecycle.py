@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta
 
 import httpx
-from conftest import DaemonProcess, poll_until, wait_job_state
+from e2e_harness import DaemonProcess, poll_until, wait_job_state
 
 TOKEN = "e2e-life-token-0123456789abcdef"
 HANDLERS = '["handlers:register", "lifecycle_handlers:register"]'
