@@ -146,6 +146,11 @@ class Executor:
                 "claim_seq": entry.claimed.seq, "worker_id": self.worker_id}
 
     async def _run(self, entry: Running) -> None:
+        if entry.job.cancel_requested_at is not None:
+            # Canceled while it was not running here (requested, then released at a shutdown or
+            # recovered from a dead daemon): honour the request instead of starting it again.
+            self._canceled(entry)
+            return
         job_type = self._registry.get(entry.job.type)
         if job_type is None:
             self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)

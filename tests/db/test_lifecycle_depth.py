@@ -75,3 +75,25 @@ async def test_the_heartbeat_reports_the_jobs_an_operator_asked_to_cancel(pool: 
         pool, [fence(ca), fence(cb)], lease_s=30, worker_id="w1", cancel_requested=requested
     )
     assert extended == {fence(ca), fence(cb)} and requested == {fence(cb)}
+
+
+async def test_a_job_claimed_with_a_pending_cancel_request_ends_canceled_without_running(pool) -> None:
+    from ayb_jobs.handlers import Registry
+    from ayb_jobs.testing import Worker
+
+    ran: list[str] = []
+
+    async def handler(payload, ctx) -> None:
+        ran.append(str(ctx.job_id))
+
+    registry = Registry()
+    registry.add("test.job", handler)
+    job = await add_job(pool)
+    await claim_one(pool, "dead-daemon")
+    await queries.cancel_job(pool, job.id)  # requested; then its daemon dies and recovery requeues it
+    await expire_lease(pool, job.id)
+    await queries.recover_expired(pool, jitter_s=0)
+    await pool.execute("UPDATE _ayb_jobs SET run_at = now() WHERE id = $1", job.id)
+    async with Worker(pool, registry) as worker:
+        assert await worker.drain() == {"canceled": 1}
+    assert ran == [] and (await row(pool, job.id))["state"] == "canceled"
