@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -72,7 +73,7 @@ class Worker:
         self._writer = OutcomeWriter(pool, self.worker_id)
         self._executor = Executor(pool=pool, registry=registry, writer=self._writer, metrics=self.metrics,
                                   worker_id=self.worker_id, concurrency=concurrency,
-                                  job_timeout_s=job_timeout_s, rand=rand)
+                                  job_timeout_s=job_timeout_s, rand=rand, lease_s=lease_s)
         self._heartbeat = Heartbeat(pool=pool, executor=self._executor, metrics=self.metrics, lease_s=lease_s)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -102,10 +103,11 @@ class Worker:
         while True:
             self._executor.slot_freed.clear()
             free = self._executor.free_slots()
+            sent = time.monotonic()
             jobs = await queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
                                             worker_id=self.worker_id) if free > 0 else []
             if jobs:
-                self._executor.start(jobs)
+                self._executor.start(jobs, claim_sent=sent)
                 continue
             if self._executor.idle.is_set():
                 break
