@@ -171,7 +171,7 @@ async def test_cancel_on_a_running_row_stops_the_job_through_its_daemon(page, da
     await daemon.wait_state(job["id"], "running")
     await goto(page, daemon, "running")
     row = page.locator(f'tr[data-job-id="{job["id"]}"]')
-    await row.get_by_role("button", name=f"Cancel job {job['id'][:8]}").click()
+    await row.get_by_role("button", name=f"Cancel job {job['id'][-8:]}").click()
     await expect(page.locator(".toast-ok", has_text="Cancel requested for job")).to_be_visible()
     done = await daemon.wait_state(job["id"], "canceled")
     assert done["lastError"] == "canceled by admin"

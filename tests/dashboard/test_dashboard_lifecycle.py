@@ -24,7 +24,7 @@ async def test_a_finished_row_offers_delete_with_a_confirmation_and_a_queued_one
     page = dash.page
     await dash.open("jobs")
     row = page.locator(f'tr[data-job-id="{failed}"]')
-    await expect(row.get_by_role("button", name=f"Delete job {str(failed)[:8]}")).to_be_visible()
+    await expect(row.get_by_role("button", name=f"Delete job {str(failed)[-8:]}")).to_be_visible()
     await expect(row_of(page, queued).get_by_role("button", name="Delete")).to_have_count(0)
     dialog = page.locator("#confirm-dialog")
     await row.get_by_role("button", name="Delete").click()
@@ -82,7 +82,7 @@ async def test_job_detail_shows_the_result_or_the_truncation_note(dash, pool) ->
     page = dash.page
     await dash.open(f"jobs/{done}")
     await expect(page.locator("#job-result")).to_contain_text('"sent": 3')
-    await expect(page.get_by_role("button", name=f"Delete job {str(done)[:8]}")).to_be_visible()
+    await expect(page.get_by_role("button", name=f"Delete job {str(done)[-8:]}")).to_be_visible()
     await page.goto(f"{dash.base}/admin/#/jobs/{big}")
     await expect(page.locator("#job-result-truncated")).to_contain_text("71680 bytes")
 
