@@ -53,6 +53,8 @@ async def test_bulk_retry_shows_the_dry_run_count_and_retries_exactly_the_filter
     await page.locator("#filter-type").fill("job_prune")
     await page.get_by_role("button", name="Apply filters").click()
     await expect(retry_all).to_be_enabled()
+    await expect(page.locator("#bulk-note")).to_have_text(
+        "Acts on every job matching state failed and type job_prune (up to 10,000), not only this page.")
     dialog = page.locator("#confirm-dialog")
 
     await retry_all.click()  # the dry run: counted, shown, nothing changed; dismissed

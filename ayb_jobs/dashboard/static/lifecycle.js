@@ -66,8 +66,9 @@ export function bulkBar(getFilters, refresh) {
     "aria-describedby": "bulk-note" }, ...buttons, note);
 
   function update() {
-    const { why } = bulkFilter(getFilters());
-    note.textContent = why || "";
+    const { why, filter } = bulkFilter(getFilters());
+    // Say the scope: every matching job, not only the page on screen.
+    note.textContent = why || `Acts on every job matching ${describe(filter)} (up to 10,000), not only this page.`;
     for (const b of buttons) b.disabled = Boolean(why) || isInFlight(b.dataset.key);
   }
 
