@@ -43,4 +43,6 @@ if [ -z "${AYB_TEST_DATABASE_URL:-}" ] && ! pg_isready -q -h 127.0.0.1 -p 5432 2
     }
 fi
 
-exec .venv/bin/python -m pytest "$@"
+# Two test processes by default (each with its own template database); AYB_TEST_WORKERS=0 runs them
+# in this process, e.g. for a debugger. A later -n in the arguments wins.
+exec .venv/bin/python -m pytest -n "${AYB_TEST_WORKERS:-2}" "$@"

@@ -16,6 +16,9 @@ def ensure_pg_test_account(name: str = PG_TEST_ACCOUNT) -> str:
         try:
             pwd.getpwnam(name)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
+            created = subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                                      "--shell", "/usr/sbin/nologin", name], capture_output=True)
+            # Parallel test workers may race to create it: the account existing is what counts.
+            if created.returncode != 0:
+                pwd.getpwnam(name)
     return name
