@@ -29,7 +29,7 @@ async def test_every_module_is_served_as_javascript_under_the_strict_csp(base_ur
             assert r.headers["content-security-policy"] == csp
             todo += [m for m in re.findall(r'from "\./([\w-]+\.js)"', r.text) if m not in seen]
     assert {"api.js", "ui.js", "router.js", "view.js", "jobs.js", "job.js", "chart.js", "schedules.js",
-            "schedule-form.js", "workers.js", "audit.js", "health.js"} <= seen
+            "schedule-form.js", "workers.js", "audit.js", "health.js", "lifecycle.js"} <= seen
 
 
 LONG_TYPE = "integration.partner_sync." + "x" * 75  # 100 characters: the column's limit
