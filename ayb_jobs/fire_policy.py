@@ -17,6 +17,7 @@ No clock reads and no I/O here: the scheduler passes its clock in.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from ayb_jobs import cron
 from ayb_jobs.db.queries import DueSchedule, FirePlan
@@ -38,24 +39,33 @@ _WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=31), timedelta
 
 def due_slots(expr: str, tz: str, first: datetime, now: datetime, cap: int = MAX_SLOTS) -> list[datetime]:
     """The newest `cap` slots in [first, now], oldest first; `first` (next_run_at) is one of them."""
+    return list(_slots_and_next(expr, tz, first, now, cap)[0])
+
+
+@lru_cache(maxsize=4096)
+def _slots_and_next(expr: str, tz: str, first: datetime, now: datetime,
+                    cap: int = MAX_SLOTS) -> tuple[tuple[datetime, ...], datetime]:
+    """due_slots and the first slot after `now`. Cached: schedules sharing a cron and a slot (5,000
+    `* * * * *` ones due the same minute) are worked out once per pass."""
     if first > now:
-        return []
+        return (), first
     for window in (*_WINDOWS, None):
         start = first if window is None or now - window <= first else now - window
-        slots = _walk(expr, tz, start, now, include_start=start == first, cap=cap)
+        slots, after = _walk(expr, tz, start, now, include_start=start == first, cap=cap)
         if len(slots) >= cap or start == first:
-            return slots[-cap:]
+            return tuple(slots[-cap:]), after
     raise AssertionError("unreachable: the last window starts at first")
 
 
 def _walk(expr: str, tz: str, start: datetime, now: datetime, *, include_start: bool,
-          cap: int) -> list[datetime]:
+          cap: int) -> tuple[list[datetime], datetime]:
+    """Slots from `start` up to `now`, and the first one after `now`."""
     slots = [start] if include_start else []
     at = start
     while True:
         at = cron.next_fire_after(expr, tz, at)
         if at > now:
-            return slots
+            return slots, at
         slots.append(at)
         if len(slots) > 2 * cap:
             del slots[:-cap]  # only the newest are kept; bounded memory on a long walk
@@ -63,8 +73,10 @@ def _walk(expr: str, tz: str, start: datetime, now: datetime, *, include_start: 
 
 def plan(due: DueSchedule, now: datetime, *, grace_s: float = MISFIRE_GRACE_S) -> FirePlan:
     """The decisions for `due`'s slots at `now`, and its next slot (strictly after `now`)."""
-    slots = due_slots(due.cron_expr, due.timezone, due.next_run_at, now)
-    next_run = cron.next_fire_after(due.cron_expr, due.timezone, now)
+    slot_tuple, next_run = _slots_and_next(due.cron_expr, due.timezone, due.next_run_at, now)
+    slots = list(slot_tuple)
+    if not slots:
+        next_run = cron.next_fire_after(due.cron_expr, due.timezone, now)
     on_time = bool(slots) and (now - slots[-1]).total_seconds() <= grace_s
     current = slots[-1:] if on_time else []
     missed = slots[:-1] if on_time else slots

@@ -6,6 +6,7 @@ rules (registered types, cron, timezone, ranges) and talks to the database throu
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from ayb_jobs import cron, fire_policy
+from ayb_jobs import cron, explain, fire_policy
 from ayb_jobs.audit import AuditAction, current_actor
 from ayb_jobs.db import ops_queries, queries
 from ayb_jobs.db.ops_queries import AuditEntry, WorkerRow
 from ayb_jobs.db.queries import BulkFilter, FireRecord, NewSchedule, ScheduleChanges, translating
-from ayb_jobs.errors import Conflict, InvalidInput
+from ayb_jobs.errors import Conflict, InvalidInput, NotFound
 from ayb_jobs.handlers import Registry
 from ayb_jobs.health import HealthMonitor, HealthReport
 from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule, iso
@@ -39,6 +40,7 @@ SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _UPDATE_TRIES = 5
 # A worker row not refreshed for this long belongs to a daemon that is gone (it beats every 5 s).
 WORKER_GONE_AFTER_S = 30.0
+EXPLAIN_AHEAD_CAP = 10_000  # due jobs ahead of an explained job are counted up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +408,18 @@ class JobService:
     async def list_workers(self) -> list[WorkerRow]:
         return await ops_queries.list_workers(self.pool, alive_window_s=self.worker_gone_after_s)
 
+    async def explain_job(self, job_id: UUID) -> dict[str, Any]:
+        """`{"id", "state", "reasons": [{"code", "message"}]}`: why the job is (not) running."""
+        facts = await self._explain_facts(job_id)
+        return explain.to_api(facts, explain.explain(facts))
+
+    async def _explain_facts(self, job_id: UUID) -> explain.JobFacts:
+        row, holder, locked = await ops_queries.explain_facts(
+            self.pool, job_id, ahead_cap=EXPLAIN_AHEAD_CAP, alive_window_s=self.worker_gone_after_s)
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return _job_facts(row, holder, locked)
+
     @asynccontextmanager
     async def _change(self) -> AsyncIterator[Any]:
         """A connection in a transaction: the change and its audit row commit or roll back together."""
@@ -417,6 +431,26 @@ async def _audit(conn: Any, action: AuditAction, target: Any, detail: dict[str, 
     actor = current_actor()
     await ops_queries.insert_audit(conn, actor=actor.fingerprint, remote_addr=actor.remote_addr,
                                    action=str(action), target=str(target), detail=detail)
+
+
+def _job_facts(row: Any, holder: Any, locked: bool) -> explain.JobFacts:
+    workers = tuple(
+        explain.WorkerFacts(w["worker_id"], w["alive"], datetime.fromisoformat(w["last_seen_at"]),
+                            w["queues"], w["types"], w["concurrency"], w["in_flight"])
+        for w in json.loads(row["workers"]))
+    lock = None
+    if locked:
+        lock = (explain.LockHolder(holder["pid"], holder["application_name"], holder["state"],
+                                   holder["xact_start"], holder["query"])
+                if holder is not None else explain.LockHolder())
+    return explain.JobFacts(
+        id=str(row["id"]), type=row["type"], state=row["state"], run_at=row["run_at"],
+        attempts=row["attempts"], max_attempts=row["max_attempts"], now=row["now"],
+        last_error=row["last_error"], worker_id=row["worker_id"], lease_until=row["lease_until"],
+        completed_at=row["completed_at"], canceled_at=row["canceled_at"],
+        cancel_requested_at=row["cancel_requested_at"], updated_at=row["updated_at"],
+        due_ahead=row["due_ahead"], due_ahead_capped=row["due_ahead"] >= EXPLAIN_AHEAD_CAP,
+        workers=workers, lock=lock)
 
 
 def _job_detail(job: Job) -> dict[str, Any]:

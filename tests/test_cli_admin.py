@@ -222,6 +222,17 @@ def test_enqueue_get_list_cancel_retry(cli) -> None:
     assert retried["state"] == "queued" and retried["attempts"] == 0
 
 
+def test_jobs_explain_prints_each_reason_on_its_own_line(cli) -> None:
+    job = as_json(cli("jobs", "enqueue", "job_prune", "--run-at", "2099-01-01T00:00:00Z", "--json"))
+    lines = cli("jobs", "explain", job["id"]).stdout.splitlines()
+    assert lines[0] == f"job {job['id']}: queued"
+    assert lines[1].startswith("  scheduled_in_future: it is due at 2099-01-01T00:00:00Z")
+    reasons = as_json(cli("jobs", "explain", job["id"], "--json"))["reasons"]
+    assert reasons[0]["code"] == "scheduled_in_future"
+    bad = cli("jobs", "explain", "not-an-id", ok=False)
+    assert bad.returncode == 2 and "invalid job id" in bad.stderr
+
+
 def test_stats(cli) -> None:
     cli("jobs", "enqueue", "stale_session_cleanup")
     stats = as_json(cli("jobs", "stats", "--json"))

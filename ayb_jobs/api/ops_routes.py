@@ -17,7 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import ADMIN_PREFIX, bearer_scheme
 from ayb_jobs.api.errors import JobsDisabled
-from ayb_jobs.api.routes import MAX_OFFSET, reject_unknown_query
+from ayb_jobs.api.routes import MAX_OFFSET, Id, reject_unknown_query
+from ayb_jobs.api.routes import _uuid as uuid_arg
 from ayb_jobs.audit import Actor, AuditAction, acting_as, fingerprint
 from ayb_jobs.models import iso
 from ayb_jobs.service import MAX_LIST_LIMIT, AuditEntry, JobService, WorkerRow
@@ -163,6 +164,14 @@ async def list_audit(
             summary="Daemons seen recently, with the jobs each runs")
 async def list_workers(service: AnyService) -> JSONResponse:
     return JSONResponse({"items": [worker_to_api(w) for w in await service.list_workers()]})
+
+
+@router.get("/jobs/{job_id}/explain", response_model=s.Explanation, responses=s.error_responses(400, 404),
+            tags=["jobs"], summary="Why the job is (not) running: every reason, each with what to do")
+async def explain_job(service: AnyService, job_id: Id) -> JSONResponse:
+    # Served by any daemon, jobs enabled or not: it only reads, and an API-only daemon is where one
+    # asks about a job whose worker died.
+    return JSONResponse(await service.explain_job(uuid_arg(job_id, "job")))
 
 
 def audit_to_api(e: AuditEntry) -> dict[str, Any]:

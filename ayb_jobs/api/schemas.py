@@ -309,6 +309,25 @@ class ScheduleList(BaseModel):
     count: int
 
 
+ReasonCode = Literal[
+    "scheduled_in_future", "retry_backoff", "queue_paused", "queue_at_limit", "no_live_worker_for_queue",
+    "no_live_worker_with_handler", "all_workers_busy", "waiting_behind", "due", "locked_by_transaction",
+    "running", "lease_expired_awaiting_recovery", "cancel_requested", "completed", "failed", "canceled",
+]
+
+
+class ReasonOut(BaseModel):
+    code: ReasonCode
+    message: str = Field(description="What is going on and what to do about it.")
+
+
+class Explanation(BaseModel):
+    id: Uuid
+    state: JobState
+    reasons: list[ReasonOut] = Field(description="Every reason that applies, from one snapshot, most "
+                                                 "decisive first.")
+
+
 class FireOut(BaseModel):
     slotAt: IsoTime = Field(description="The cron slot decided.")
     decidedAt: IsoTime

@@ -66,6 +66,8 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("--limit", metavar="N", help="at most N jobs (1-500, default 50)")
     p.add_argument("--offset", metavar="N", help="skip the first N jobs")
     _leaf(sub, "get", parents, cmd_jobs_get, "show one job").add_argument("id", metavar="ID")
+    p = _leaf(sub, "explain", parents, cmd_jobs_explain, "why a job is (not) running, and what to do")
+    p.add_argument("id", metavar="ID")
     p = _leaf(sub, "enqueue", parents, cmd_jobs_enqueue, "enqueue a job of a registered type")
     p.add_argument("job_type", metavar="TYPE")
     p.add_argument("--payload", metavar="JSON", help="a JSON object (default {})")
@@ -298,6 +300,17 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 def cmd_jobs_get(args: argparse.Namespace) -> int:
     data = _call(args, "GET", f"/jobs/{parse_uuid(args.id, 'job')}")
     return _emit(args, data, _details)
+
+
+def cmd_jobs_explain(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", f"/jobs/{parse_uuid(args.id, 'job')}/explain")
+
+    def text(d: dict[str, Any]) -> str:
+        lines = [f"job {d['id']}: {d['state']}"]
+        lines += [f"  {r['code']}: {r['message']}" for r in d["reasons"]]
+        return "\n".join(lines)
+
+    return _emit(args, data, text)
 
 
 def cmd_jobs_enqueue(args: argparse.Namespace) -> int:

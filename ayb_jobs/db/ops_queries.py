@@ -13,8 +13,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from ayb_jobs.db.queries import Executor, translating
 from ayb_jobs.db.sql import SQL
+from ayb_jobs.errors import Conflict
 
 
 def _rowcount(status: str) -> int:
@@ -128,6 +131,28 @@ def _running(jobs_json: str) -> list[RunningJob]:
 
 def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+# --- explain: why a job is (not) running ------------------------------------------------------
+
+
+async def explain_facts(pool: Any, job_id: UUID, *, ahead_cap: int, alive_window_s: float,
+                        tries: int = 3) -> tuple[Any, Any, bool]:
+    """(facts row or None, lock holder row or None, locked?), all from one snapshot: a repeatable-read
+    transaction whose first statement is the lock probe (read-write only because the probe is a
+    FOR SHARE). A row changed between the snapshot and the probe is read again."""
+    for attempt in range(tries):
+        try:
+            async with translating(), pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                free = await conn.fetchval(SQL["explain_lock_probe"], job_id)
+                row = await conn.fetchrow(SQL["explain_facts"], job_id, ahead_cap, float(alive_window_s))
+                locked = row is not None and free is None
+                holder = await conn.fetchrow(SQL["explain_lock_holder"], job_id) if locked else None
+                return row, holder, locked
+        except asyncpg.SerializationError:
+            if attempt == tries - 1:
+                raise Conflict("the job kept changing while being explained; try again") from None
+    raise AssertionError("unreachable")
 
 
 # --- Postgres health readings --------------------------------------------------------------------

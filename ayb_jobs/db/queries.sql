@@ -48,6 +48,10 @@ SELECT * FROM _ayb_jobs WHERE unique_key = ANY($1::text[]) AND state IN ('queued
 -- name: notify
 SELECT pg_notify('ayb_jobs', '');
 
+-- name: notify_channel
+-- The listener's self-test: a notification on its private channel. $1 channel
+SELECT pg_notify($1, '');
+
 -- name: claim_jobs
 -- Claim up to $1 due jobs, returned oldest first. The MATERIALIZED CTE locks exactly the rows
 -- picked (SKIP LOCKED lets concurrent claimers take disjoint sets); the UPDATE starts the attempt
@@ -82,7 +86,12 @@ SELECT * FROM claimed ORDER BY run_at, id;
 -- name: seconds_until_next_job
 -- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle
 -- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later.
-SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs WHERE state = 'queued';
+-- The first row of the claim index, not min(run_at): when the statistics lag a burst of enqueues,
+-- the planner counts on a few queued rows and aggregates all of them (85 ms at 300,000 queued);
+-- the limit is a subquery for the same reason as in claim_jobs.
+-- $1 now (NULL: the database clock; tests pass a time instead of waiting for it)
+SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs WHERE state = 'queued' ORDER BY run_at, id
+                           LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8 AS seconds;
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
@@ -134,6 +143,12 @@ SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts 
 FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, reason, delay)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
+
+-- name: claim_rows
+-- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
+-- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
+-- claim (claim_seq moved on, or the lease recovered). $1 ids
+SELECT id, state, claim_seq, last_error FROM _ayb_jobs WHERE id = ANY($1::uuid[]);
 
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
@@ -317,8 +332,10 @@ SELECT 1000 AS exact_cap,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'completed' LIMIT 1000) x) AS completed,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'failed' LIMIT 1000) x) AS failed,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'canceled' LIMIT 1000) x) AS canceled,
-       greatest(coalesce((SELECT extract(epoch FROM now() - min(run_at)) FROM _ayb_jobs
-                          WHERE state = 'queued' AND run_at <= now()), 0), 0)::float8 AS oldest_queued_age_sec,
+       -- The first due row of the claim index, not min(run_at): see seconds_until_next_job.
+       greatest(coalesce(extract(epoch FROM now() - (
+           SELECT run_at FROM _ayb_jobs WHERE state = 'queued' AND run_at <= now() ORDER BY run_at, id
+           LIMIT (SELECT 1))), 0), 0)::float8 AS oldest_queued_age_sec,
        pg_stat_get_live_tuples('_ayb_jobs'::regclass)::float8 AS live_rows,
        (SELECT coalesce(jsonb_object_agg(i.predicate_state, c.reltuples), '{}'::jsonb)::text
         FROM pg_index x
@@ -329,10 +346,12 @@ SELECT 1000 AS exact_cap,
         WHERE x.indrelid = '_ayb_jobs'::regclass AND i.predicate_state IS NOT NULL) AS index_rows;
 
 -- name: active_counts
--- Queued and running jobs only, read through the two partial indexes: cheap enough to run every
--- few seconds (systemd STATUS) however many finished jobs the table holds.
-SELECT (SELECT count(*) FROM _ayb_jobs WHERE state = 'queued') AS queued,
-       (SELECT count(*) FROM _ayb_jobs WHERE state = 'running') AS running;
+-- Queued and running jobs, each counted through its partial index and only up to $1: the systemd
+-- STATUS line runs this every few seconds under the watchdog ping's timeout, and an exact count of
+-- a deep queue takes time in proportion to its depth (81 ms at 300,000 queued), so a large enough
+-- backlog would make the daemon miss its watchdog. $1 cap
+SELECT (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'queued' LIMIT $1) x) AS queued,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'running' LIMIT $1) x) AS running;
 
 -- name: prune_jobs
 -- Delete one bounded batch of finished jobs older than their retention. $1 completed/canceled
@@ -439,7 +458,7 @@ WITH batch AS (
         SELECT 1 FROM _ayb_jobs j
         WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
 ), decided AS MATERIALIZED (
-    SELECT d.sid, d.slot,
+    SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
                 WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
@@ -452,11 +471,12 @@ WITH batch AS (
     ON CONFLICT (schedule_id, slot_at) DO NOTHING
     RETURNING schedule_id, slot_at, job_id, outcome
 ), ins AS (
+    -- Only the jobs whose decision row went in. The ids are compared as one array (built once)
+    -- rather than joined: the planner cannot know the CTEs' sizes and would pick a nested loop.
     INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
-    SELECT fired.job_id, adv.job_type, adv.payload, adv.max_attempts, adv.id
-    FROM fired JOIN adv ON adv.id = fired.schedule_id
-    WHERE fired.outcome = 'enqueued'
-    ORDER BY fired.slot_at
+    SELECT job_id, job_type, payload, max_attempts, sid FROM decided
+    WHERE job_id = ANY(ARRAY(SELECT job_id FROM fired WHERE job_id IS NOT NULL))
+    ORDER BY slot
     RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
@@ -619,6 +639,35 @@ LEFT JOIN LATERAL (
     WHERE j.state = 'running' AND j.worker_id = w.worker_id
 ) r ON true
 ORDER BY w.started_at, w.worker_id;
+
+-- name: explain_lock_probe
+-- First statement of explain's snapshot: is the job's row free? FOR SHARE conflicts with every
+-- writer's lock (FOR UPDATE of a claim or SELECT ... FOR UPDATE, FOR NO KEY UPDATE of an UPDATE),
+-- and SKIP LOCKED turns "locked" into "no row" instead of waiting. $1 job id
+SELECT id FROM _ayb_jobs WHERE id = $1 FOR SHARE SKIP LOCKED;
+
+-- name: explain_lock_holder
+-- The session holding the row: a row lock leaves the locker's xid in the row's xmax. A multixact
+-- (several lockers) matches no backend and gives no row. $1 job id
+SELECT a.pid, a.application_name, a.state, a.xact_start, left(a.query, 200) AS query
+FROM _ayb_jobs j JOIN pg_stat_activity a ON a.backend_xid = j.xmax
+WHERE j.id = $1 AND a.pid <> pg_backend_pid();
+
+-- name: explain_facts
+-- The job, the database clock, the due jobs ahead of it in claim order (counted up to $2) and every
+-- known worker with whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
+SELECT j.id, j.type, j.state, j.run_at, j.attempts, j.max_attempts, j.last_error, j.worker_id,
+       j.lease_until, j.completed_at, j.canceled_at, j.cancel_requested_at, j.updated_at, now() AS now,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM _ayb_jobs q
+            WHERE q.state = 'queued' AND q.run_at <= now() AND (q.run_at, q.id) < (j.run_at, j.id)
+            LIMIT $2) ahead) AS due_ahead,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+            'worker_id', w.worker_id, 'alive', w.last_seen_at >= now() - make_interval(secs => $3),
+            'last_seen_at', w.last_seen_at, 'queues', w.queues, 'types', w.types,
+            'concurrency', w.concurrency, 'in_flight', w.in_flight)), '[]'::jsonb)::text
+        FROM _ayb_job_workers w) AS workers
+FROM _ayb_jobs j WHERE j.id = $1;
 
 -- name: health_claim
 -- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon

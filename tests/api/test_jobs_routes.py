@@ -162,3 +162,18 @@ async def test_unknown_query_parameter_is_400_naming_it_and_the_accepted_ones(cl
     r = await client.get("/api/admin/jobs", params={"stat": "failed"})
     message = assert_envelope(r, 400, "'stat'")["message"]
     assert "state" in message and "limit" in message
+
+
+async def test_explain_gives_every_reason_with_a_code_and_a_message(client) -> None:
+    body = {"type": "job_prune", "runAt": "2099-01-01T00:00:00Z"}
+    enqueued = await client.post("/api/admin/jobs", json=body)
+    job = enqueued.json()
+    response = await client.get(f"/api/admin/jobs/{job['id']}/explain")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["id"], body["state"]) == (job["id"], "queued")
+    assert [r["code"] for r in body["reasons"]] == ["scheduled_in_future", "no_live_worker_for_queue"]
+    assert all(r["message"] for r in body["reasons"])
+    missing = await client.get("/api/admin/jobs/00000000-0000-0000-0000-000000000009/explain")
+    assert missing.status_code == 404 and "not found" in missing.json()["message"]
+    assert (await client.get("/api/admin/jobs/nope/explain")).status_code == 400

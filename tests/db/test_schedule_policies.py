@@ -214,3 +214,20 @@ async def test_pruning_keeps_the_newest_decisions_of_each_schedule(
     assert await queries.prune_schedule_fires(pool, keep=4) == 6
     assert [s for s, _ in await history(service, sid)] == [T0 + i * MINUTE for i in range(6, 10)]
     assert await queries.prune_schedule_fires(pool, keep=4) == 0
+
+
+async def test_two_daemons_share_a_large_minute_in_batches_with_one_decision_each(
+    service: JobService, pool: asyncpg.Pool, other_pool: asyncpg.Pool, monkeypatch
+) -> None:
+    monkeypatch.setattr("ayb_jobs.runtime.scheduler.FIRE_BATCH", 40)  # many batches, both daemons
+    await pool.execute(
+        "INSERT INTO _ayb_job_schedules (name, job_type, cron_expr, next_run_at) "
+        "SELECT 'bulk-' || i, 'job_prune', '* * * * *', $1 FROM generate_series(1, 1200) i", T0)
+    clock = Clock(T0 + timedelta(seconds=0.1))
+    fired = await asyncio.gather(scheduler(pool, clock).run_once(), scheduler(other_pool, clock).run_once())
+    assert sum(fired) == 1200
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_job_schedule_fires WHERE slot_at = $1", T0) == 1200
+    assert await pool.fetchval("SELECT count(DISTINCT schedule_id) FROM _ayb_jobs") == 1200
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs") == 1200
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_job_schedules WHERE next_run_at = $1",
+                               T0 + MINUTE) == 1200
