@@ -127,8 +127,11 @@ async def test_a_running_row_offers_cancel_unless_a_cancel_was_already_requested
     await dash.open("running")
     await expect(row_of(page, running).get_by_role("button", name="Cancel")).to_be_visible()
     await expect(row_of(page, requested).get_by_role("button", name="Cancel")).to_have_count(0)
+    await expect(row_of(page, requested).locator(".cancel-requested")).to_have_text("cancel requested")
+    await expect(row_of(page, running).locator(".cancel-requested")).to_have_count(0)
     await page.goto(f"{dash.base}/admin/#/jobs/{requested}")
     await expect(page.locator("#job-detail")).to_contain_text("Cancel requested")
+    await expect(page.locator(".detail-actions .cancel-requested")).to_have_text("cancel requested")
 
 
 async def test_deleting_a_finished_job_from_its_detail_returns_to_the_list(dash, pool) -> None:

@@ -8,7 +8,7 @@ import {
   actionButton, badge, cell, clip, displayState, fmtDuration, h, keepFocus, pager, secondsUntil,
   shortId, table, timeEl, toastError, truncate,
 } from "./ui.js";
-import { actionsFor, bulkBar, confirmJobAction, runJobAction } from "./lifecycle.js";
+import { actionsFor, bulkBar, cancelRequestedNote, confirmJobAction, runJobAction } from "./lifecycle.js";
 import { beginView, markUpdated, mount, setRefresh } from "./view.js";
 
 export const PAGE_SIZE = 50;
@@ -193,7 +193,8 @@ function filterForm(mode, filters, apply) {
 // Rows
 
 function jobActions(job, refresh) {
-  return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)));
+  return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)),
+    cancelRequestedNote(job));
 }
 
 const ACTION_LABELS = { retry: "Retry", cancel: "Cancel", delete: "Delete" };

@@ -44,6 +44,13 @@ export function actionsFor(job) {
   return out;
 }
 
+/** "cancel requested" beside a running job whose cancel the daemon has not carried out yet. */
+export function cancelRequestedNote(job) {
+  if (job.state !== "running" || !job.cancelRequestedAt) return null;
+  return h("span", { class: "muted cancel-requested", title: `Requested ${job.cancelRequestedAt} (UTC)` },
+    "cancel requested");
+}
+
 /**
  * Bulk buttons over the list's filter. The API filters by state and type (not by search text or
  * by due/scheduled), so the buttons say why they are off when the filter cannot be expressed.
