@@ -209,7 +209,7 @@ export function jobActionButton(action, job, refresh, { small = true, keyPrefix 
     key, refresh, errorContext: `${label} failed`,
     // After a retry the row offers Cancel instead; else the job's own link keeps the place.
     focusKeys: [key, ...others, `open:${job.id}`],
-    run: async () => ((await confirmJobAction(action, job)) ? runJobAction(action, job) : null),
+    run: async () => ((await confirmJobAction(action, job)) ? runJobAction(action, job, refresh) : null),
   });
 }
 

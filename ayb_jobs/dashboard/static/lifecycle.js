@@ -13,8 +13,14 @@ const BULK = {
   delete: { label: "Delete", verb: "deleted", rule: "completed, failed or canceled" },
 };
 
-/** The single-job request of an action, and the sentence shown when it succeeded. */
-export async function runJobAction(action, job) {
+// The owning daemon stops a running job within about a second of a cancel request.
+const CANCEL_SETTLES_MS = 1500;
+
+/**
+ * The single-job request of an action, and the sentence shown when it succeeded. A cancel of a
+ * running job is only a request (202): `refresh` runs once more when the daemon should be done.
+ */
+export async function runJobAction(action, job, refresh) {
   const path = `/jobs/${encodeURIComponent(job.id)}`;
   if (action === "delete") {
     await api("DELETE", path);
@@ -22,6 +28,7 @@ export async function runJobAction(action, job) {
   }
   const done = await api("POST", `${path}/${action}`);
   if (action === "cancel" && done.state === "running") {
+    if (refresh) setTimeout(refresh, CANCEL_SETTLES_MS);
     return `Cancel requested for job ${shortId(job.id)}; its daemon stops the handler within a second.`;
   }
   return `${action === "retry" ? "Retried" : "Canceled"} job ${shortId(job.id)}; it is now ${done.state}.`;
