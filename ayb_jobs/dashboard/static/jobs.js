@@ -76,6 +76,7 @@ export function renderJobs({ mode, params }) {
   }
 
   async function refresh({ auto = false } = {}) {
+    bulk?.update(); // a bulk action started on an earlier visit of this view may have ended
     const listing = auto && filters.q ? null : loadPage();
     const [statsRes, timelineRes] = await Promise.allSettled([
       api("GET", "/jobs/stats"), timeline ? api("GET", "/jobs/timeline", { query: { minutes: 60 } }) : null,
