@@ -25,6 +25,12 @@ async def insert_schedule(pool, name: str, *, timezone: str = "UTC", cron: str =
            VALUES ($1, 'job_prune', $2, $3, now() + interval '1 day') RETURNING id""", name, cron, timezone)
 
 
+def short(job_id) -> str:
+    """A job's short id as the dashboard shows it: the last 8 hex digits (the first ones of a
+    time-ordered id are shared by every job created within about a minute)."""
+    return str(job_id)[-8:]
+
+
 async def focused_key(page) -> str | None:
     """The data-key of the focused element ("<body>" when focus fell to the page)."""
     return await page.evaluate(

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from daemon_harness import SHOTS, Daemon, goto, signed_in_page, start_daemon
+from dash_helpers import short
 from playwright.async_api import Browser, Page, expect
 
 
@@ -86,7 +87,7 @@ async def test_search_finds_jobs_by_id_type_error_and_payload(page, daemon) -> N
     await daemon.wait_state(order["id"], "completed")
     await goto(page, daemon, "jobs")
     rows = page.locator("#jobs-body tr")
-    cases = (("zx81", failed), ("ORD-77123", order), (order["id"][:8], order), (failed["id"], failed))
+    cases = (("zx81", failed), ("ORD-77123", order), (short(order['id']), order), (failed["id"], failed))
     for text, expected in cases:
         await search(page, text)
         await expect(rows).to_have_count(1)

@@ -7,7 +7,7 @@ import re
 
 import httpx
 from conftest import TOKEN
-from dash_helpers import focused_key, insert_job, insert_schedule
+from dash_helpers import focused_key, insert_job, insert_schedule, short
 from playwright.async_api import expect
 
 
@@ -104,7 +104,7 @@ async def test_long_type_and_schedule_names_are_cut_with_the_full_text_as_toolti
     await insert_schedule(pool, LONG_NAME)
     page = dash.page
     await dash.open()
-    retry = page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}")
+    retry = page.get_by_role("button", name=f"Retry job {short(job_id)}")
     box = await retry.bounding_box()
     assert box["x"] + box["width"] <= 1280, box
     type_text = page.locator(f'tr[data-job-id="{job_id}"] [title="{LONG_TYPE}"]')
@@ -166,13 +166,13 @@ async def test_focus_stays_in_place_after_retry_cancel_toggle_and_delete(dash, p
     job_id = await insert_job(pool, state="failed", attempts=3, last_error="boom")
     page = dash.page
     await dash.open()
-    await page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}").click()
+    await page.get_by_role("button", name=f"Retry job {short(job_id)}").click()
     await expect(page.locator(".toast-ok")).to_contain_text("Retried job")
-    cancel = page.get_by_role("button", name=f"Cancel job {str(job_id)[:8]}")
+    cancel = page.get_by_role("button", name=f"Cancel job {short(job_id)}")
     await expect(cancel).to_be_focused()  # the row's next action took the place of Retry
     await cancel.click()
     await expect(page.locator(".toast-ok", has_text="Canceled job")).to_be_visible()
-    await expect(page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}")).to_be_focused()
+    await expect(page.get_by_role("button", name=f"Retry job {short(job_id)}")).to_be_focused()
 
     await page.get_by_role("link", name="Schedules").click()
     switch = page.get_by_role("switch", name="Enabled: job_prune_daily")
@@ -288,3 +288,18 @@ async def test_the_list_leaves_payloads_to_the_detail_view(dash, pool) -> None:
     await page.get_by_role("link", name=f"Job {job_id}").click()
     await expect(page.locator("#job-payload")).to_contain_text("p" * 1000)
     await expect(page.locator(".errors-table tbody tr")).to_have_count(10)
+
+
+async def test_jobs_created_in_the_same_minute_have_distinct_short_ids(dash, pool) -> None:
+    """Job ids are time-ordered: their first 8 hex digits are shared by every job created within
+    about a minute, so a short id cut from the front named many jobs at once."""
+    ids = [await insert_job(pool, state="failed", attempts=3, last_error="x") for _ in range(3)]
+    assert len({str(i)[:8] for i in ids}) == 1  # the premise: one shared prefix
+    page = dash.page
+    await dash.open("jobs")
+    links = page.locator('#jobs-body td[data-label="ID"] a')
+    await expect(links).to_have_count(3)
+    assert sorted(await links.all_inner_texts()) == sorted(short(i) for i in ids)
+    for job_id in ids:
+        retry = page.get_by_role("button", name=f"Retry job {short(job_id)}", exact=True)
+        await expect(retry).to_have_count(1)

@@ -96,7 +96,9 @@ export function fmtDuration(seconds) {
 /** Seconds from now to `iso` by the browser's clock (negative: in the past). */
 export const secondsUntil = (iso) => (new Date(iso).getTime() - Date.now()) / 1000;
 
-export const shortId = (id) => String(id).slice(0, 8);
+// The last 8 hex digits: job ids are time-ordered (UUID version 7), so their first digits are the
+// same for every job created within about a minute; the last ones are random in every version.
+export const shortId = (id) => String(id).slice(-8);
 
 export function truncate(text, max) {
   if (!text) return "";
