@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
+# The admin token the dashboard tests sign in with (a module of its own name, not `conftest`, so
+# that importing it does not depend on which conftest pytest loaded first).
+TOKEN = "dashboard-test-token-0123456789"
+
 
 async def insert_job(pool, *, state: str = "queued", job_type: str = "job_prune", payload: dict | None = None,
                      attempts: int = 0, last_error: str | None = None, errors: list | None = None,
@@ -23,12 +27,6 @@ async def insert_schedule(pool, name: str, *, timezone: str = "UTC", cron: str =
     return await pool.fetchval(
         """INSERT INTO _ayb_job_schedules (name, job_type, cron_expr, timezone, next_run_at)
            VALUES ($1, 'job_prune', $2, $3, now() + interval '1 day') RETURNING id""", name, cron, timezone)
-
-
-def short(job_id) -> str:
-    """A job's short id as the dashboard shows it: the last 8 hex digits (the first ones of a
-    time-ordered id are shared by every job created within about a minute)."""
-    return str(job_id)[-8:]
 
 
 async def focused_key(page) -> str | None:

@@ -96,8 +96,8 @@ export function fmtDuration(seconds) {
 /** Seconds from now to `iso` by the browser's clock (negative: in the past). */
 export const secondsUntil = (iso) => (new Date(iso).getTime() - Date.now()) / 1000;
 
-// The last 8 hex digits: job ids are time-ordered (UUID version 7), so their first digits are the
-// same for every job created within about a minute; the last ones are random in every version.
+// The last 8 hex digits: job ids are time-ordered (UUID v7), so their first digits are shared by
+// every job created in the same minute; the tail is random.
 export const shortId = (id) => String(id).slice(-8);
 
 export function truncate(text, max) {
