@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { jobActionButton } from "./jobs.js";
-import { actionsFor, resultSection } from "./lifecycle.js";
+import { actionsFor, cancelRequestedNote, resultSection } from "./lifecycle.js";
 import {
   badge, cell, displayState, h, keepFocus, pretty, shortId, timeEl, toastError,
 } from "./ui.js";
@@ -94,7 +94,8 @@ function jobDetail(job, scheduleName, refresh) {
         cell("Worker", h("span", { class: "mono" }, e.worker_id ?? e.workerId ?? "—")),
         cell("Error", h("pre", { class: "error-text wrap" }, e.error ?? "")))))));
   return [
-    actions.length ? h("div", { class: "detail-actions" }, actions) : null,
+    actions.length || job.cancelRequestedAt ? h("div", { class: "detail-actions" }, actions, cancelRequestedNote(job))
+      : null,
     h("h2", {}, "Fields"), fields,
     h("h2", {}, "Payload"), h("pre", { class: "code", id: "job-payload", tabindex: "0",
       "aria-label": "Payload (JSON)" }, pretty(job.payload ?? {})),

@@ -8,7 +8,7 @@ import {
   actionButton, badge, cell, clip, displayState, fmtDuration, h, keepFocus, pager, secondsUntil,
   shortId, table, timeEl, toastError, truncate,
 } from "./ui.js";
-import { actionsFor, bulkBar, confirmJobAction, runJobAction } from "./lifecycle.js";
+import { actionsFor, bulkBar, cancelRequestedNote, confirmJobAction, runJobAction } from "./lifecycle.js";
 import { beginView, markUpdated, mount, setRefresh } from "./view.js";
 
 export const PAGE_SIZE = 50;
@@ -76,6 +76,7 @@ export function renderJobs({ mode, params }) {
   }
 
   async function refresh({ auto = false } = {}) {
+    bulk?.update(); // a bulk action started on an earlier visit of this view may have ended
     const listing = auto && filters.q ? null : loadPage();
     const [statsRes, timelineRes] = await Promise.allSettled([
       api("GET", "/jobs/stats"), timeline ? api("GET", "/jobs/timeline", { query: { minutes: 60 } }) : null,
@@ -193,7 +194,8 @@ function filterForm(mode, filters, apply) {
 // Rows
 
 function jobActions(job, refresh) {
-  return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)));
+  return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)),
+    cancelRequestedNote(job));
 }
 
 const ACTION_LABELS = { retry: "Retry", cancel: "Cancel", delete: "Delete" };
@@ -208,7 +210,7 @@ export function jobActionButton(action, job, refresh, { small = true, keyPrefix 
     key, refresh, errorContext: `${label} failed`,
     // After a retry the row offers Cancel instead; else the job's own link keeps the place.
     focusKeys: [key, ...others, `open:${job.id}`],
-    run: async () => ((await confirmJobAction(action, job)) ? runJobAction(action, job) : null),
+    run: async () => ((await confirmJobAction(action, job)) ? runJobAction(action, job, refresh) : null),
   });
 }
 
