@@ -190,6 +190,21 @@ def test_handlers_must_be_a_json_list_of_module_callable(raw):
     assert_one_line(exc, "jobs.handlers", "AYB_JOBS_HANDLERS")
 
 
+def test_queues_default_to_every_queue_and_take_names_that_do_not_exist_yet(tmp_path):
+    assert load_settings(environ={}).jobs.claim_queues is None
+    s = load_settings(environ={"AYB_JOBS_QUEUES": '["email", "not-created-yet"]'})
+    assert s.jobs.claim_queues == ["email", "not-created-yet"] and s.sources["jobs.queues"] == "env"
+    path = write(tmp_path, '[jobs]\nqueues = ["*"]\n')
+    assert load_settings(path, environ={}).jobs.claim_queues is None
+
+
+@pytest.mark.parametrize("raw", ['["bad name"]', "[]", '["*", "email"]', '["a", "a"]', "email", '[""]'])
+def test_bad_queue_lists_are_one_line_naming_the_key(raw):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ={"AYB_JOBS_QUEUES": raw})
+    assert_one_line(exc, "jobs.queues", "AYB_JOBS_QUEUES")
+
+
 @pytest.mark.parametrize(
     ("listen", "expected"),
     [

@@ -80,3 +80,43 @@ def test_require_names_the_registered_types() -> None:
     with pytest.raises(UnknownJobType) as info:
         default_registry().require("nope")
     assert "unknown job type 'nope'; registered: expired_auth_cleanup" in info.value.message
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"queue": "has space"}, "invalid queue"),
+    ({"queue": ""}, "invalid queue"),
+    ({"priority": 101}, "priority must be"),
+    ({"priority": True}, "priority must be"),
+    ({"max_attempts": 0}, "max_attempts must be"),
+    ({"timeout_s": 0}, "timeout_s must be"),
+    ({"timeout_s": "5"}, "timeout_s must be"),
+    ({"backoff": 5}, "backoff must be a callable"),
+])
+def test_a_bad_type_policy_is_refused_naming_the_type_and_the_argument(kwargs, named) -> None:
+    with pytest.raises(ValueError, match=named) as err:
+        Registry().add("my.type", noop, **kwargs)
+    assert "job type 'my.type'" in str(err.value)
+
+
+def test_a_type_policy_is_kept_with_the_type(tmp_path) -> None:
+    registry = Registry()
+    registry.add("report", noop, queue="maintenance", priority=-3, max_attempts=1, timeout_s=2,
+                 backoff=lambda attempt: 1.0)
+    t = registry.require("report")
+    assert (t.queue, t.priority, t.max_attempts, t.timeout_s) == ("maintenance", -3, 1, 2.0)
+    assert t.backoff(1) == 1.0
+    plain = default_registry().require("job_prune")
+    assert (plain.queue, plain.priority, plain.max_attempts, plain.timeout_s, plain.backoff) == (None,) * 5
+
+
+def test_a_handler_module_with_a_bad_policy_stops_the_start_with_exit_2(handler_module) -> None:
+    name = handler_module("bad_policy_mod", """
+        async def h(payload, ctx):
+            return None
+
+        def register(registry):
+            registry.add("x", h, priority=500)
+    """)
+    with pytest.raises(StartupError) as err:
+        default_registry([f"{name}:register"])
+    assert err.value.exit_code == 2 and "priority must be" in err.value.message
