@@ -222,9 +222,12 @@ class JobService:
         return JobTimeline.build(current, minutes, rows)
 
     async def cancel_job(self, job_id: UUID) -> Job:
+        """Cancel a queued job; for a running one, request it (the job comes back still running,
+        with cancel_requested_at set: its daemon stops the handler and ends it canceled)."""
         async with self._change() as conn:
             job = await queries.cancel_job(conn, job_id)
-            await _audit(conn, AuditAction.JOB_CANCEL, job.id, {"type": job.type})
+            detail = {"type": job.type, **({"requested": True} if job.state == JobState.RUNNING else {})}
+            await _audit(conn, AuditAction.JOB_CANCEL, job.id, detail)
         return job
 
     async def retry_job(self, job_id: UUID) -> Job:

@@ -306,11 +306,17 @@ async def retry_job(service: Service, job_id: Id) -> JSONResponse:
     "/jobs/{job_id}/cancel",
     response_model=s.JobOut,
     tags=["jobs"],
-    responses={**_ID, **s.error_responses(409)},
-    summary="Cancel a queued job",
+    responses={
+        202: {"model": s.JobOut, "description": (
+            "The job is running: the cancel was requested (`cancelRequestedAt`); the daemon that runs "
+            "it stops the handler within about a second and the job ends `canceled`.")},
+        **_ID, **s.error_responses(409),
+    },
+    summary="Cancel a queued job now, or ask for a running one to be stopped",
 )
 async def cancel_job(service: Service, job_id: Id) -> JSONResponse:
-    return _json((await service.cancel_job(_uuid(job_id, "job"))).to_api())
+    job = await service.cancel_job(_uuid(job_id, "job"))
+    return _json(job.to_api(), 202 if job.state == "running" else 200)
 
 
 @router.get("/job-types", response_model=s.JobTypeList, tags=["jobs"], summary="Registered job types")

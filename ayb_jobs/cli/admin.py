@@ -79,7 +79,8 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
         "id", metavar="ID"
     )
-    _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
+    _leaf(sub, "cancel", parents, cmd_jobs_cancel,
+          "cancel a queued job, or stop a running one").add_argument("id", metavar="ID")
     _leaf(sub, "delete", parents, cmd_jobs_delete, "delete a completed, failed or canceled job").add_argument(
         "id", metavar="ID")
     p = _leaf(sub, "bulk", parents, cmd_jobs_bulk,
@@ -340,7 +341,13 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     data = _call(args, "POST", f"/jobs/{parse_uuid(args.id, 'job')}/cancel")
-    return _emit(args, data, lambda j: f"job {j['id']} ({j['type']}) canceled")
+
+    def text(j: dict[str, Any]) -> str:
+        if j["state"] == "running":
+            return f"job {j['id']} ({j['type']}) is running: cancel requested, its daemon stops it shortly"
+        return f"job {j['id']} ({j['type']}) canceled"
+
+    return _emit(args, data, text)
 
 
 def cmd_jobs_delete(args: argparse.Namespace) -> int:

@@ -268,10 +268,32 @@ def _fenced(claimed: Sequence[Claimed], rows: Sequence[Any]) -> list[tuple[Claim
 
 
 async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
-                        timeout: float | None = None) -> set[Claimed]:
+                        timeout: float | None = None,
+                        results: Sequence[str | None] | None = None) -> set[Claimed]:
+    """`results`: each job's stored result (JSON text, see results.encode_result), None for none."""
+    stored = list(results) if results is not None and any(r is not None for r in results) else None
     async with translating():
         rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
-                              [c.seq for c in claimed], worker_id, timeout=timeout)
+                              [c.seq for c in claimed], worker_id, stored, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
+
+
+async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
+                      timeout: float | None = None) -> dict[Claimed, str]:
+    """Queue snoozed jobs again after their delays, attempt not counted; the state each ended in
+    ("queued", or "canceled" when an operator canceled it meanwhile)."""
+    async with translating():
+        rows = await db.fetch(SQL["snooze_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
+                              worker_id, [float(d) for d in delays_s], timeout=timeout)
+    return {c: r["state"] for c, r in _fenced(claimed, rows)}
+
+
+async def cancel_running_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
+                              timeout: float | None = None) -> set[Claimed]:
+    """End canceled the jobs whose handlers were stopped on an operator's request."""
+    async with translating():
+        rows = await db.fetch(SQL["cancel_running_jobs"], [c.id for c in claimed],
+                              [c.seq for c in claimed], worker_id, reason, timeout=timeout)
     return {c for c, _ in _fenced(claimed, rows)}
 
 
@@ -296,11 +318,17 @@ async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str
 
 
 async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
-                         worker_id: str, timeout: float | None = None) -> set[Claimed]:
+                         worker_id: str, timeout: float | None = None,
+                         cancel_requested: set[Claimed] | None = None) -> set[Claimed]:
+    """The claims whose lease was extended; those an operator asked to cancel are added to
+    `cancel_requested` when given."""
     async with translating():
         rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
                               [c.seq for c in claimed], float(lease_s), worker_id, timeout=timeout)
-    return {c for c, _ in _fenced(claimed, rows)}
+    fenced = _fenced(claimed, rows)
+    if cancel_requested is not None:
+        cancel_requested.update(c for c, r in fenced if r["cancel_requested"])
+    return {c for c, _ in fenced}
 
 
 SHUTDOWN_REASON = "interrupted by shutdown"
@@ -374,7 +402,15 @@ async def get_job(db: Executor, job_id: UUID) -> Job:
 
 
 async def cancel_job(db: Executor, job_id: UUID) -> Job:
-    return await _transition(db, "cancel_job", job_id, "only queued jobs can be canceled")
+    """Cancel a queued job (it comes back `canceled`), or ask for a running one to be stopped (it
+    comes back `running` with `cancel_requested_at`; its daemon ends it `canceled`)."""
+    async with translating():
+        row = await db.fetchrow(SQL["cancel_job"], job_id)
+        if row is None:
+            row = await db.fetchrow(SQL["request_cancel"], [job_id])
+    if row is not None:
+        return Job.from_record(row)
+    return await _transition(db, "cancel_job", job_id, "only queued or running jobs can be canceled")
 
 
 async def retry_job(db: Executor, job_id: UUID) -> Job:
@@ -440,16 +476,18 @@ async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tup
 
 # The statement of each bulk action, and the states it changes (its single action's rule).
 BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delete": "bulk_delete"}
-BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued",), "delete": FINISHED}
+BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued", "running"), "delete": FINISHED}
 
 
 async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
     """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
-    under the row locks)."""
+    under the row locks). Cancel also asks for the running ones to be stopped."""
     if not ids:
         return []
     async with translating():
         rows = await db.fetch(SQL[BULK_STATEMENTS[action]], list(ids))
+        if action == "cancel":
+            rows += await db.fetch(SQL["request_cancel"], list(ids))
     return [r["id"] for r in rows]
 
 

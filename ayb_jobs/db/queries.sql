@@ -95,11 +95,13 @@ SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs WHERE state = 'queued' O
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
--- re-claimed (elsewhere, or here after an admin retry) is not touched. Returns the claims completed.
--- $1 ids, $2 claim seqs, $3 worker id
+-- re-claimed (elsewhere, or here after an admin retry) is not touched. Stores each handler's result
+-- (JSON text, NULL for none; bounded by the daemon). Returns the claims completed.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 results
 UPDATE _ayb_jobs j
-SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now(),
+    result = d.result::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $4::text[]) AS d(id, seq, result)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
 
@@ -123,14 +125,44 @@ FROM d
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq, j.state;
 
+-- name: snooze_jobs
+-- Handlers that asked to run later (Snooze): queued again at now() + their delay, the attempt not
+-- counted (attempts back down, snoozes up), lease cleared. A job an operator canceled meanwhile
+-- ends canceled instead. Fenced like complete_jobs. Returns id and the resulting state.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 delays in seconds
+UPDATE _ayb_jobs j
+SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
+    run_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() + make_interval(secs => d.delay)
+                  ELSE j.run_at END,
+    canceled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+    attempts = j.attempts - 1, snoozes = j.snoozes + 1, lease_until = NULL, worker_id = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::bigint[], $4::float8[]) AS d(id, seq, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.state;
+
+-- name: cancel_running_jobs
+-- Jobs whose handler this daemon stopped because an operator canceled them: canceled, the
+-- attempt counted, the reason as last error and in the history. Fenced like complete_jobs.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 reason
+UPDATE _ayb_jobs j
+SET state = 'canceled', canceled_at = now(), last_error = $4, lease_until = NULL, worker_id = NULL,
+    updated_at = now(),
+    errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'error', $4::text, 'worker_id', j.worker_id))
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
+
 -- name: heartbeat_jobs
--- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended.
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended,
+-- and whether an operator asked to cancel each (the fallback for a missed control notification).
 -- $1 ids, $2 claim seqs, $3 lease seconds, $4 worker id
 UPDATE _ayb_jobs j
 SET lease_until = now() + make_interval(secs => $3::float8)
 FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.claim_seq = d.seq
-RETURNING j.id, j.claim_seq;
+RETURNING j.id, j.claim_seq, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: release_jobs
 -- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or
@@ -204,11 +236,25 @@ SELECT * FROM _ayb_jobs WHERE id = $1;
 SELECT state FROM _ayb_jobs WHERE id = $1;
 
 -- name: cancel_job
--- Only a queued job can be canceled.
+-- A queued job is canceled at once; for a running one see request_cancel.
 -- $1 id
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = $1 AND state = 'queued'
 RETURNING *;
+
+-- name: request_cancel
+-- Ask the daemon that runs these jobs to stop their handlers: mark them and tell every daemon on
+-- the control channel (delivered at commit); the one holding a job cancels it and ends it
+-- `canceled`. Its heartbeat also reads the mark, in case the notification was missed. The first
+-- request's time is kept. $1 ids
+WITH marked AS (
+    UPDATE _ayb_jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND state = 'running'
+    RETURNING *
+), told AS (
+    SELECT pg_notify('ayb_jobs_control', 'cancel ' || id::text) FROM marked
+)
+SELECT marked.* FROM marked CROSS JOIN (SELECT count(*) FROM told) t;
 
 -- name: retry_job
 -- Admin retry of a failed or canceled job: queued now with fresh attempts; the error history stays.
@@ -263,7 +309,7 @@ WHERE j.id = chosen.id
 RETURNING j.id;
 
 -- name: bulk_cancel_queued
--- cancel_job for many queued jobs. $1 ids
+-- cancel_job for many queued jobs (running ones go through request_cancel). $1 ids
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = ANY($1::uuid[]) AND state = 'queued'
 RETURNING id;

@@ -19,6 +19,7 @@ import os
 import secrets
 import signal
 import socket
+import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ class Daemon:
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
                              lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,
-                                 statement_cache_size=db.statement_cache_size)
+                                 statement_cache_size=db.statement_cache_size, on_control=self._on_control)
         self.heartbeat = Heartbeat(pool=self.pool, executor=self.executor, metrics=self.metrics,
                                    lease_s=jobs.lease_duration_s)
         self.maintenance = Maintenance(pool=self.pool, metrics=self.metrics,
@@ -275,6 +276,19 @@ class Daemon:
         host = self.settings.admin.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self._sock.getsockname()[1]}"
+
+    def _on_control(self, message: str) -> None:
+        """A control-channel message: "cancel <job id>" stops that job's handler if it runs here."""
+        verb, _, arg = message.partition(" ")
+        if verb != "cancel" or self.executor is None:
+            return
+        try:
+            job_id = uuid.UUID(arg)
+        except ValueError:
+            log.warning("control_message_ignored", message=message[:200])
+            return
+        if self.executor.cancel_requested(job_id):
+            log.info("job_cancel_requested", job_id=str(job_id), worker_id=self.worker_id)
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=name)

@@ -32,12 +32,23 @@ async def test_cancel_a_queued_job(service: JobService, pool: asyncpg.Pool) -> N
     assert await queries.claim_jobs(pool, limit=1, lease_s=30, worker_id="w") == []
 
 
-async def test_cancel_refuses_running_and_finished_jobs(service: JobService, pool: asyncpg.Pool) -> None:
+async def test_cancel_of_a_running_job_requests_it_and_notifies_the_control_channel(
+    service: JobService, pool: asyncpg.Pool, connect,
+) -> None:
     job = await add_job(pool)
     await claim_one(pool)
-    with pytest.raises(Conflict, match="is running"):
-        await service.cancel_job(job.id)
-    assert (await queries.get_job(pool, job.id)).state is JobState.RUNNING
+    listener = await connect()
+    heard: list[str] = []
+    await listener.add_listener("ayb_jobs_control", lambda *args: heard.append(args[3]))
+    requested = await service.cancel_job(job.id)
+    assert requested.state is JobState.RUNNING and requested.cancel_requested_at is not None
+    again = await service.cancel_job(job.id)  # asking twice keeps the first request's time
+    assert again.cancel_requested_at == requested.cancel_requested_at
+    await listener.fetchval("SELECT 1")  # notifications are delivered before the next reply
+    assert heard == [f"cancel {job.id}", f"cancel {job.id}"]
+
+
+async def test_cancel_refuses_finished_jobs(service: JobService, pool: asyncpg.Pool) -> None:
     failed = await _failed_job(pool)
     with pytest.raises(Conflict, match="is failed"):
         await service.cancel_job(failed.id)

@@ -5,6 +5,7 @@
 //   router.js         hash routes with filters in the URL
 //   view.js           the view on screen and its refresh
 //   health.js         the Postgres health banner above every view
+//   lifecycle.js      job actions (retry, cancel, delete), bulk actions with a dry run, results
 //   jobs.js, job.js, chart.js, schedules.js, schedule-form.js, workers.js, audit.js   the views
 
 import { api, clearToken, forgetJobTypes, getToken, setToken, setUnauthorizedHandler } from "./api.js";
