@@ -112,8 +112,8 @@ def _queued(f: JobFacts) -> list[Reason]:
     reasons += _capacity(f)
     if f.run_at <= f.now and f.due_ahead:
         ahead = f"{f.due_ahead}+" if f.due_ahead_capped else str(f.due_ahead)
-        reasons.append(Reason("waiting_behind", f"{ahead} due jobs are ahead of it in its queue (claimed "
-                                                "oldest run_at first); it is claimed after them"))
+        reasons.append(Reason("waiting_behind", f"{ahead} due jobs are ahead of it in its queue (claimed by "
+                                                "priority, then oldest run_at); it is claimed after them"))
     if not reasons:
         reasons.append(Reason("due", f"due since {_at(f.run_at)}; a live daemon claims it at its next poll "
                                      "(at once when woken by NOTIFY)"))
@@ -142,7 +142,7 @@ def _queue_state(f: JobFacts) -> list[Reason]:
     if q.limit is not None and q.running >= q.limit:
         reasons.append(Reason("queue_at_limit", f"queue '{q.name}' runs {q.running} / {q.limit} jobs, its "
                                                 "limit; the job waits for one of them to finish, or raise "
-                                                f"the limit: `ayb-jobs queues set {q.name} --limit N`"))
+                                                f"the limit: `ayb-jobs queues set {q.name} --concurrency N`"))
     return reasons
 
 

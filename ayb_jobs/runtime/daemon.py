@@ -45,6 +45,7 @@ from ayb_jobs.runtime.listener import Listener
 from ayb_jobs.runtime.loops import wait_any
 from ayb_jobs.runtime.maintenance import Maintenance
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
+from ayb_jobs.runtime.policies import publish_job_types
 from ayb_jobs.runtime.poller import Poller
 from ayb_jobs.runtime.scheduler import Scheduler, fill_missing_next_run
 from ayb_jobs.runtime.sdnotify import SystemdNotifier
@@ -150,6 +151,7 @@ class Daemon:
         await self.prepare_schema()
         self.registry = default_registry(self.jobs.handlers)
         if self.jobs.enabled:
+            await publish_job_types(self.pool, self.registry)
             await fill_missing_next_run(self.pool)
             self.start_job_system(dsn)
         else:
@@ -207,7 +209,8 @@ class Daemon:
                                  concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s,
                                  watch=self.watch, lease_s=jobs.lease_duration_s)
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
-                             lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
+                             lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000,
+                             queues=jobs.claim_queues)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,
                                  statement_cache_size=db.statement_cache_size, on_control=self._on_control)
         self.heartbeat = Heartbeat(pool=self.pool, executor=self.executor, metrics=self.metrics,
@@ -220,7 +223,7 @@ class Daemon:
         self.spawn("heartbeat", self.heartbeat.run())
         self.spawn("maintenance", self.maintenance.run())
         self.presence = WorkerPresence(pool=self.pool, worker_id=self.worker_id, types=self.registry.names(),
-                                       concurrency=jobs.worker_concurrency,
+                                       concurrency=jobs.worker_concurrency, queues=jobs.claim_queues or (),
                                        running=lambda: self.executor.running,
                                        on_db_error=lambda: self.metrics.db_error("workers"))
         self.spawn("workers", self.presence.run())

@@ -25,6 +25,7 @@ through its methods.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
@@ -46,6 +47,8 @@ from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 
 MAX_ERROR_BYTES = 4096
+# A type's own backoff is trusted up to a day (what a Snooze allows too).
+MAX_BACKOFF_S = 86400.0
 StopReason = Literal["shutdown", "lease_lost", "superseded", "lease_unconfirmed", "canceled"]
 CANCELED_BY_ADMIN = "canceled by admin"
 # Why a run stopped without writing anything (each counts as a lost lease).
@@ -212,7 +215,7 @@ class Executor:
                          self._log.bind(**self._fields(entry)))
         faults_before = self._watch.faults
         try:
-            async with asyncio.timeout(self._job_timeout_s) as deadline:
+            async with asyncio.timeout(self._timeout_s(job.type)) as deadline:
                 result = await handler(job.payload, ctx)
         except TimeoutError as exc:
             if deadline.expired() and entry.stop_reason != "canceled":
@@ -261,16 +264,36 @@ class Executor:
     def _canceled(self, entry: Running) -> None:
         self._settle(entry, Outcome("cancel", entry.claimed, entry.job.type, error=CANCELED_BY_ADMIN))
 
+    def _timeout_s(self, job_type: str) -> float:
+        """The type's timeout_s when it has one, else jobs.job_timeout_s."""
+        found = self._registry.get(job_type)
+        return found.timeout_s if found is not None and found.timeout_s is not None else self._job_timeout_s
+
+    def _backoff_s(self, job_type: str, attempt: int) -> float:
+        """The type's backoff(attempt) when it has one (a broken one falls back to the default)."""
+        found = self._registry.get(job_type)
+        if found is not None and found.backoff is not None:
+            try:
+                delay = float(found.backoff(attempt))
+            except Exception as exc:
+                self._log.warning("job_backoff_failed", job_type=job_type, error=describe(exc))
+            else:
+                if math.isfinite(delay) and delay >= 0:
+                    return min(delay, MAX_BACKOFF_S)
+                self._log.warning("job_backoff_failed", job_type=job_type, error=f"returned {delay!r}")
+        return backoff_seconds(attempt, self._rand)
+
     def _timed_out(self, entry: Running) -> None:
-        self._log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
-        self._fail(entry, f"timed out after {self._job_timeout_s:g}s")
+        timeout_s = self._timeout_s(entry.job.type)
+        self._log.warning("job_timed_out", timeout_s=timeout_s, **self._fields(entry))
+        self._fail(entry, f"timed out after {timeout_s:g}s")
 
     def _complete(self, entry: Running, result: Any) -> None:
         self._settle(entry, Outcome("complete", entry.claimed, entry.job.type, result=encode_result(result)),
                      result=result)
 
     def _fail(self, entry: Running, error: str, *, retryable: bool = True) -> None:
-        delay = backoff_seconds(entry.job.attempts, self._rand)
+        delay = self._backoff_s(entry.job.type, entry.job.attempts)
         self._settle(entry, Outcome("fail", entry.claimed, entry.job.type, error=error, backoff_s=delay,
                                     retryable=retryable))
 
