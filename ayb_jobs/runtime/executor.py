@@ -261,6 +261,9 @@ class Executor:
         else:
             self._settle(entry, Outcome("release", entry.claimed, entry.job.type))
 
+    def _canceled(self, entry: Running) -> None:
+        self._settle(entry, Outcome("cancel", entry.claimed, entry.job.type, error=CANCELED_BY_ADMIN))
+
     def _timeout_s(self, job_type: str) -> float:
         """The type's timeout_s when it has one, else jobs.job_timeout_s."""
         found = self._registry.get(job_type)
@@ -279,8 +282,6 @@ class Executor:
                     return min(delay, MAX_BACKOFF_S)
                 self._log.warning("job_backoff_failed", job_type=job_type, error=f"returned {delay!r}")
         return backoff_seconds(attempt, self._rand)
-    def _canceled(self, entry: Running) -> None:
-        self._settle(entry, Outcome("cancel", entry.claimed, entry.job.type, error=CANCELED_BY_ADMIN))
 
     def _timed_out(self, entry: Running) -> None:
         timeout_s = self._timeout_s(entry.job.type)
