@@ -48,7 +48,7 @@ async def test_bulk_retry_shows_the_dry_run_count_and_retries_exactly_the_filter
     retry_all = page.get_by_role("button", name="Retry all matching")
     await expect(retry_all).to_be_disabled()
     await expect(page.locator("#bulk-note")).to_have_text(
-        "Filter by state or type to act on many jobs at once.")
+        "Filter by state, type or queue to act on many jobs at once.")
     await page.locator("#filter-state").select_option("failed")
     await page.locator("#filter-type").fill("job_prune")
     await page.get_by_role("button", name="Apply filters").click()

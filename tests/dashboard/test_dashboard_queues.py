@@ -82,3 +82,21 @@ async def test_queues_view_sets_refuses_and_clears_the_concurrency_limit(page, d
     await expect(limit).to_have_value("")
     assert (await daemon.api.get("/queues/bulk")).json()["concurrency"] is None
     await daemon.api.post(f"/jobs/{job['id']}/cancel")
+
+
+async def test_a_queue_links_to_its_jobs_and_the_jobs_view_filters_by_queue(page, daemon) -> None:
+    mine = await daemon.enqueue("hold", queue="reports", priority=-2, payload={"seconds": 120})
+    other = await daemon.enqueue("hold", queue="elsewhere", payload={"seconds": 120})
+    await goto(page, daemon, "queues")
+    await row(page, "reports").get_by_role("link", name="Jobs of queue reports").click()
+    await expect(page.locator("#filter-queue")).to_have_value("reports")
+    rows = page.locator("#jobs-body tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator('td[data-label="Type"]')).to_contain_text("queue reports · priority -2")
+    assert "queue=reports" in page.url
+    await page.locator("#filter-queue").fill("elsewhere")
+    await page.get_by_role("button", name="Apply filters").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator('td[data-label="Type"]')).to_contain_text("queue elsewhere")
+    for job in (mine, other):
+        await daemon.api.post(f"/jobs/{job['id']}/cancel")

@@ -38,8 +38,8 @@ const STAT_ITEMS = [
 
 function readFilters(params) {
   const page = Number.parseInt(params.get("page") || "1", 10);
-  return { state: params.get("state") || "", type: params.get("type") || "", q: params.get("q") || "",
-    page: Number.isInteger(page) && page > 0 ? page : 1 };
+  return { state: params.get("state") || "", type: params.get("type") || "", queue: params.get("queue") || "",
+    q: params.get("q") || "", page: Number.isInteger(page) && page > 0 ? page : 1 };
 }
 
 export function renderJobs({ mode, params }) {
@@ -71,8 +71,8 @@ export function renderJobs({ mode, params }) {
     stats, timeline, form.element, bulk?.element, searchNote, wrap, empty, pagerNav));
 
   function saveFilters() {
-    const { state, type, q, page } = filters;
-    pushViewState(spec.path, { state: mode === "all" ? state : "", type, q, page: page > 1 ? page : "" });
+    const { state, type, queue, q, page } = filters;
+    pushViewState(spec.path, { state: mode === "all" ? state : "", type, queue, q, page: page > 1 ? page : "" });
   }
 
   async function refresh({ auto = false } = {}) {
@@ -91,7 +91,8 @@ export function renderJobs({ mode, params }) {
   }
 
   async function loadPage() {
-    const query = { view: "summary", state: spec.state || filters.state, type: filters.type, q: filters.q,
+    const query = { view: "summary", state: spec.state || filters.state, type: filters.type,
+      queue: filters.queue || undefined, q: filters.q,
       limit: PAGE_SIZE, offset: (filters.page - 1) * PAGE_SIZE };
     let data;
     try {
@@ -160,24 +161,29 @@ function filterForm(mode, filters, apply) {
     spellcheck: "false", value: filters.type, placeholder: "any type", class: "mono",
     "aria-describedby": "filter-type-hint" });
   const suggestions = h("datalist", { id: "type-suggestions" });
+  const queueInput = h("input", { id: "filter-queue", name: "queue", autocomplete: "off", spellcheck: "false",
+    value: filters.queue, placeholder: "any queue", class: "mono" });
   const search = h("input", { id: "filter-q", name: "q", type: "search", autocomplete: "off", spellcheck: "false",
     value: filters.q, placeholder: "id, type, error or payload text", maxlength: 200 });
   const element = h("form", { class: "filters", role: "search", "aria-label": "Filter jobs" },
     mode === "all" ? h("div", { class: "field" }, h("label", { for: "filter-state" }, "State"), stateSelect) : null,
     h("div", { class: "field" }, h("label", { for: "filter-type" }, "Type"), typeInput, suggestions,
       h("span", { class: "sr-only", id: "filter-type-hint" }, "Any type name, registered or not")),
+    h("div", { class: "field" }, h("label", { for: "filter-queue" }, "Queue"), queueInput),
     h("div", { class: "field field-wide" }, h("label", { for: "filter-q" }, "Search"), search),
     h("div", { class: "filter-actions" },
       h("button", { type: "submit", class: "primary" }, "Apply filters"),
       h("button", { type: "button", onclick: () => {
         stateSelect.value = "";
         typeInput.value = "";
+        queueInput.value = "";
         search.value = "";
         element.requestSubmit();
       } }, "Reset")));
   element.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    apply({ state: stateSelect.value, type: typeInput.value.trim(), q: search.value.trim() });
+    apply({ state: stateSelect.value, type: typeInput.value.trim(), queue: queueInput.value.trim(),
+      q: search.value.trim() });
   });
   const seen = new Set();
   /** Offer the registered types and any type seen in the breakdown (e.g. from a newer release). */
@@ -192,6 +198,14 @@ function filterForm(mode, filters, apply) {
 
 // ---------------------------------------------------------------------------------------------
 // Rows
+
+/** The job's queue (when not "default") and priority (when not 0), small under its type. */
+function queueNote(job) {
+  const parts = [];
+  if (job.queue && job.queue !== "default") parts.push(`queue ${job.queue}`);
+  if (job.priority) parts.push(`priority ${job.priority}`);
+  return parts.length ? h("div", { class: "muted queue-note" }, parts.join(" · ")) : null;
+}
 
 function jobActions(job, refresh) {
   return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)),
@@ -229,7 +243,7 @@ function runAtCell(job) {
 const ROWS = {
   all: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("State", badge(displayState(job))),
-    cell("Type", clip(job.type, { cls: "mono" })),
+    cell("Type", clip(job.type, { cls: "mono" }), queueNote(job)),
     cell("ID", idLink(job)),
     cell("Created", timeEl(job.createdAt)),
     runAtCell(job),
@@ -239,7 +253,7 @@ const ROWS = {
       : h("span", { class: "muted" }, "—")),
     cell("Actions", jobActions(job, refresh))),
   running: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
-    cell("Type", clip(job.type, { cls: "mono" })),
+    cell("Type", clip(job.type, { cls: "mono" }), queueNote(job)),
     cell("ID", idLink(job)),
     cell("Worker", job.workerId
       ? h("a", { href: "#/workers", title: "All workers" }, clip(job.workerId, { cls: "mono" }))
@@ -250,7 +264,7 @@ const ROWS = {
     cell("Lease until", timeEl(job.leaseUntil)),
     cell("Actions", jobActions(job, refresh))),
   scheduled: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
-    cell("Type", clip(job.type, { cls: "mono" })),
+    cell("Type", clip(job.type, { cls: "mono" }), queueNote(job)),
     cell("ID", idLink(job)),
     runAtCell(job),
     cell("Created", timeEl(job.createdAt)),

@@ -120,7 +120,10 @@ function bulkFilter(filters) {
   const filter = {};
   if (filters.state) filter.state = filters.state;
   if (filters.type) filter.type = filters.type;
-  if (!filter.state && !filter.type) return { why: "Filter by state or type to act on many jobs at once." };
+  if (filters.queue) filter.queue = filters.queue;
+  if (!filter.state && !filter.type && !filter.queue) {
+    return { why: "Filter by state, type or queue to act on many jobs at once." };
+  }
   return { filter };
 }
 
@@ -144,6 +147,7 @@ function describe(filter) {
   const parts = [];
   if (filter.state) parts.push(`state ${filter.state}`);
   if (filter.type) parts.push(`type ${filter.type}`);
+  if (filter.queue) parts.push(`queue ${filter.queue}`);
   return parts.join(" and ");
 }
 

@@ -45,7 +45,8 @@ export function renderQueues() {
 function queueRow(q, refresh) {
   const running = q.concurrency === null ? String(q.running) : `${q.running} / ${q.concurrency}`;
   return h("tr", { "data-queue": q.name, "data-paused": String(q.paused) },
-    cell("Queue", clip(q.name, { cls: "mono" })),
+    cell("Queue", h("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}`, class: "mono",
+      "aria-label": `Jobs of queue ${q.name}` }, q.name)),
     cell("Status", badge(q.paused ? "paused" : "active")),
     cell("Queued", h("span", { class: "num" }, String(q.queued))),
     cell("Scheduled", h("span", { class: "num" }, String(q.scheduled))),
