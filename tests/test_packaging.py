@@ -61,7 +61,7 @@ def source_files() -> list[Path]:
 
 
 def migration_names() -> list[str]:
-    return sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9]_*.sql"))
+    return sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9]*_*.sql"))
 
 
 @pytest.fixture(scope="module")

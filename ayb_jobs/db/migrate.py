@@ -18,7 +18,8 @@ from ayb_jobs.errors import SchemaBehind, StartupError
 
 # Arbitrary constant shared by every ayb-jobs process: the migration lock's key.
 MIGRATION_LOCK_KEY = 7_342_990_231
-_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+# NNN_name.sql, or NNNx_name.sql for a further file of the same number (030b follows 030).
+_FILE = re.compile(r"^(\d{3}[a-z]?)_[a-z0-9_]+\.sql$")
 
 _HISTORY = """
 CREATE TABLE IF NOT EXISTS _ayb_migrations (

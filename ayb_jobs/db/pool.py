@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -11,6 +12,19 @@ from ayb_jobs.errors import DatabaseUnavailable
 
 CHANNEL = "ayb_jobs"
 APPLICATION_NAME = "ayb-jobs"
+# How long past a statement's own timeout the pool may take to give its connection back.
+RELEASE_GRACE_S = 1.0
+T = TypeVar("T")
+
+
+async def bounded(aw: Awaitable[T], timeout_s: float) -> T:
+    """Await a pool statement given `timeout=timeout_s`, bounding its release too.
+
+    After a statement timeout the pool's release waits for the server to acknowledge the cancel
+    request, which a hung server (stopped, or behind a silent network) never does: the caller
+    would hang until TCP gives up. Cancelling that wait makes the pool terminate the connection."""
+    async with asyncio.timeout(timeout_s + RELEASE_GRACE_S):
+        return await aw
 
 
 async def reset_or_discard(conn: asyncpg.Connection) -> None:

@@ -240,9 +240,9 @@ async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str
     return [Job.from_record(r) for r in rows]
 
 
-async def seconds_until_next_job(db: Executor) -> float | None:
+async def seconds_until_next_job(db: Executor, *, now: datetime | None = None) -> float | None:
     async with translating():
-        return await db.fetchval(SQL["seconds_until_next_job"])
+        return await db.fetchval(SQL["seconds_until_next_job"], now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +315,20 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
         rows = await db.fetch(SQL["release_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
                               worker_id, reasons, delays, timeout=timeout)
     return {c for c, _ in _fenced(claimed, rows)}
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRow:
+    state: JobState
+    claim_seq: int
+    last_error: str | None
+
+
+async def claim_rows(db: Executor, ids: Sequence[UUID], *,
+                     timeout: float | None = None) -> dict[UUID, ClaimRow]:
+    async with translating():
+        rows = await db.fetch(SQL["claim_rows"], list(ids), timeout=timeout)
+    return {r["id"]: ClaimRow(JobState(r["state"]), r["claim_seq"], r["last_error"]) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,10 +547,14 @@ def estimate_counts(exact: dict[str, int], *, cap: int, live_rows: float,
     return out
 
 
+# active_counts counts up to this many jobs per state; a count at the cap means "at least".
+ACTIVE_COUNT_CAP = 10_000
+
+
 async def active_counts(db: Executor, *, timeout: float | None = None) -> tuple[int, int]:
-    """(queued, running), without scanning finished jobs."""
+    """(queued, running), without scanning finished jobs; each at most ACTIVE_COUNT_CAP."""
     async with translating():
-        r = await db.fetchrow(SQL["active_counts"], timeout=timeout)
+        r = await db.fetchrow(SQL["active_counts"], ACTIVE_COUNT_CAP, timeout=timeout)
     return r["queued"], r["running"]
 
 

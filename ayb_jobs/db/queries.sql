@@ -86,7 +86,12 @@ SELECT * FROM claimed ORDER BY run_at, id;
 -- name: seconds_until_next_job
 -- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle
 -- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later.
-SELECT extract(epoch FROM min(run_at) - now())::float8 AS seconds FROM _ayb_jobs WHERE state = 'queued';
+-- The first row of the claim index, not min(run_at): when the statistics lag a burst of enqueues,
+-- the planner counts on a few queued rows and aggregates all of them (85 ms at 300,000 queued);
+-- the limit is a subquery for the same reason as in claim_jobs.
+-- $1 now (NULL: the database clock; tests pass a time instead of waiting for it)
+SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs WHERE state = 'queued' ORDER BY run_at, id
+                           LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8 AS seconds;
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
@@ -138,6 +143,12 @@ SET state = 'queued', run_at = now() + make_interval(secs => d.delay), attempts 
 FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, reason, delay)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
+
+-- name: claim_rows
+-- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
+-- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
+-- claim (claim_seq moved on, or the lease recovered). $1 ids
+SELECT id, state, claim_seq, last_error FROM _ayb_jobs WHERE id = ANY($1::uuid[]);
 
 -- name: recover_expired
 -- Running jobs whose lease expired (their worker died or hung) go back to queued after a backoff,
@@ -321,8 +332,10 @@ SELECT 1000 AS exact_cap,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'completed' LIMIT 1000) x) AS completed,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'failed' LIMIT 1000) x) AS failed,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'canceled' LIMIT 1000) x) AS canceled,
-       greatest(coalesce((SELECT extract(epoch FROM now() - min(run_at)) FROM _ayb_jobs
-                          WHERE state = 'queued' AND run_at <= now()), 0), 0)::float8 AS oldest_queued_age_sec,
+       -- The first due row of the claim index, not min(run_at): see seconds_until_next_job.
+       greatest(coalesce(extract(epoch FROM now() - (
+           SELECT run_at FROM _ayb_jobs WHERE state = 'queued' AND run_at <= now() ORDER BY run_at, id
+           LIMIT (SELECT 1))), 0), 0)::float8 AS oldest_queued_age_sec,
        pg_stat_get_live_tuples('_ayb_jobs'::regclass)::float8 AS live_rows,
        (SELECT coalesce(jsonb_object_agg(i.predicate_state, c.reltuples), '{}'::jsonb)::text
         FROM pg_index x
@@ -333,10 +346,12 @@ SELECT 1000 AS exact_cap,
         WHERE x.indrelid = '_ayb_jobs'::regclass AND i.predicate_state IS NOT NULL) AS index_rows;
 
 -- name: active_counts
--- Queued and running jobs only, read through the two partial indexes: cheap enough to run every
--- few seconds (systemd STATUS) however many finished jobs the table holds.
-SELECT (SELECT count(*) FROM _ayb_jobs WHERE state = 'queued') AS queued,
-       (SELECT count(*) FROM _ayb_jobs WHERE state = 'running') AS running;
+-- Queued and running jobs, each counted through its partial index and only up to $1: the systemd
+-- STATUS line runs this every few seconds under the watchdog ping's timeout, and an exact count of
+-- a deep queue takes time in proportion to its depth (81 ms at 300,000 queued), so a large enough
+-- backlog would make the daemon miss its watchdog. $1 cap
+SELECT (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'queued' LIMIT $1) x) AS queued,
+       (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'running' LIMIT $1) x) AS running;
 
 -- name: prune_jobs
 -- Delete one bounded batch of finished jobs older than their retention. $1 completed/canceled

@@ -19,7 +19,9 @@ import os
 import secrets
 import signal
 import socket
+from collections import Counter
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -41,7 +43,7 @@ from ayb_jobs.runtime.legacy import LegacyPruner
 from ayb_jobs.runtime.listener import Listener
 from ayb_jobs.runtime.loops import wait_any
 from ayb_jobs.runtime.maintenance import Maintenance
-from ayb_jobs.runtime.outcomes import OutcomeWriter
+from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 from ayb_jobs.runtime.poller import Poller
 from ayb_jobs.runtime.scheduler import Scheduler, fill_missing_next_run
 from ayb_jobs.runtime.sdnotify import SystemdNotifier
@@ -51,6 +53,21 @@ from ayb_jobs.service import JobService
 log = structlog.get_logger("ayb_jobs.daemon")
 PING_TIMEOUT_S = 2.0
 STATUS_INTERVAL_S = 10.0
+# The stop's budget: jobs.shutdown_timeout_s up to the outcome writer's end, then a tail of at most
+# about LOOP_STOP_S x 3 + WRITER_GRACE_S + HTTP_STOP_S + POOL_CLOSE_S (9 s): 39 s with the default
+# 30 s, inside the systemd unit's TimeoutStopSec=45.
+LOOP_STOP_S = 1.5  # a loop asked to stop is cancelled after this
+CANCEL_WAIT_S = 0.5
+RELEASE_RESERVE_S = 5.0  # the end of the drain budget kept for cancelling and writing releases
+MIN_RELEASE_S = 2.0  # even with shutdown_timeout_s = 0, releases get this long to be written
+WRITER_GRACE_S = 1.0
+HTTP_STOP_S = 3.0
+POOL_CLOSE_S = 2.0
+
+
+def _at_least(count: int) -> str:
+    """A count from active_counts: one at its cap means that many or more."""
+    return f"{count}+" if count >= queries.ACTIVE_COUNT_CAP else str(count)
 
 
 def make_worker_id() -> str:
@@ -186,7 +203,7 @@ class Daemon:
         self.executor = Executor(pool=self.pool, registry=self.registry, writer=self.writer,
                                  metrics=self.metrics, worker_id=self.worker_id,
                                  concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s,
-                                 watch=self.watch)
+                                 watch=self.watch, lease_s=jobs.lease_duration_s)
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
                              lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,
@@ -323,7 +340,7 @@ class Daemon:
             return "jobs disabled; legacy webhook pruner active"
         queued, running = await queries.active_counts(self.pool, timeout=PING_TIMEOUT_S)
         running_here = len(self.executor.running) if self.executor else 0
-        return f"{running_here} running here, {running} running, {queued} queued"
+        return f"{running_here} running here, {_at_least(running)} running, {_at_least(queued)} queued"
 
     # --- shutdown --------------------------------------------------------------------------------
 
@@ -331,65 +348,129 @@ class Daemon:
         log.info("shutdown_phase", phase=name, **fields)
 
     async def shutdown(self) -> None:
-        await self.stop_loop(self.scheduler, "scheduler")
+        """Everything up to the outcome writer's end fits jobs.shutdown_timeout_s (with at least
+        MIN_RELEASE_S to write releases); the rest is bounded by STOP_TAIL_S, whatever state the
+        database is in (down, or hung)."""
+        deadline = asyncio.get_running_loop().time() + self.jobs.shutdown_timeout_s
+        await self.stop_loops([("scheduler", self.scheduler)], LOOP_STOP_S)
         self.phase("scheduler_stopped")
-        await self.stop_loop(self.poller, "poller")
+        await self.stop_loops([("poller", self.poller)], LOOP_STOP_S)
         self.draining = True
         self.notifier.stopping()
         self.phase("polling_stopped")
-        released = await self.drain()
-        for name, component in (("heartbeat", self.heartbeat), ("maintenance", self.maintenance),
-                                ("listener", self.listener), ("legacy_pruner", self.legacy),
-                                ("workers", self.presence), ("health", self.health)):
-            await self.stop_loop(component, name)
-        self.phase("drained", released=released)
+        report = await self.drain(deadline)
+        await self.stop_loops([("heartbeat", self.heartbeat), ("maintenance", self.maintenance),
+                               ("listener", self.listener), ("legacy_pruner", self.legacy),
+                               ("workers", self.presence), ("health", self.health)], LOOP_STOP_S)
+        self.phase("drained", **report.fields())
         await self.close_resources()
         self.phase("exited", exit_code=self.exit_code)
 
-    async def stop_loop(self, component: Any, name: str) -> None:
-        task = self._tasks.pop(name, None)
-        if component is not None:
-            component.stop.set()
-        if task is not None:
-            try:
-                await asyncio.wait_for(task, timeout=10)
-            except (Exception, asyncio.CancelledError) as exc:
-                log.warning("task_stop_failed", task=name, error=repr(exc))
+    async def stop_loops(self, loops: list[tuple[str, Any]], timeout: float) -> None:
+        """Ask loops to stop, together; cancel those still running after `timeout`."""
+        tasks = []
+        for name, component in loops:
+            task = self._tasks.pop(name, None)
+            if component is not None:
+                component.stop.set()
+            if task is not None:
+                tasks.append(task)
+        if tasks:
+            await self.stop_tasks(tasks, timeout)
 
-    async def drain(self) -> int:
-        """Let in-flight jobs finish (bounded); cancel and release the rest. Returns released count."""
-        if self.executor is None:
-            return 0
-        in_flight = len(self.executor.running)
-        if in_flight:
-            log.info("draining", in_flight=in_flight, timeout_s=self.jobs.shutdown_timeout_s)
-            await wait_any(self.executor.idle, self.force, timeout=self.jobs.shutdown_timeout_s)
-        leftover = len(self.executor.running)
-        if leftover:
-            self.executor.stop_all("shutdown")
-            # Handlers get a moment to unwind; the release writes then go out in one statement.
-            await wait_any(self.executor.idle, timeout=15)
+    @staticmethod
+    async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float) -> None:
+        done, late = await asyncio.wait(tasks, timeout=timeout)
+        for task in late:
+            log.warning("task_stop_failed", task=task.get_name(), error=f"still running after {timeout:g}s; "
+                                                                         "cancelled")
+            task.cancel()
+        if late:  # a task that ignores its cancellation is left behind: the process is ending
+            await asyncio.wait(late, timeout=CANCEL_WAIT_S)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("task_stop_failed", task=task.get_name(), error=repr(task.exception()))
+
+    async def drain(self, deadline: float) -> DrainReport:
+        """Let in-flight jobs finish until the deadline (less a reserve), then cancel them and
+        write their releases; outcomes the database has not taken by then are reported, not waited
+        for (their jobs are recovered after their leases)."""
+        ex = self.executor
+        if ex is None:
+            return DrainReport()
+        loop = asyncio.get_running_loop()
+        before = ex.settled.copy()
+        report = DrainReport(in_flight=len(ex.running))
+        if ex.running:
+            budget = max(0.0, deadline - loop.time())
+            log.info("draining", in_flight=len(ex.running), timeout_s=round(budget, 3))
+            reserve = min(RELEASE_RESERVE_S, budget / 3)
+            await wait_any(ex.idle, self.force, timeout=max(0.0, deadline - reserve - loop.time()))
+        if ex.running:
+            report.cancelled = len([c for c in ex.running if ex.in_handler(c)])
+            ex.stop_all("shutdown")
+            await wait_any(ex.idle, timeout=max(deadline - loop.time(), MIN_RELEASE_S))
         if self.writer is not None:
             self.writer.close()
-            await self.stop_loop(None, "outcomes")
-        return leftover
+            task = self._tasks.pop("outcomes", None)
+            if task is not None:
+                await self.stop_tasks([task], WRITER_GRACE_S)
+            report.unwritten = self.writer.unwritten()
+        report.count(ex.settled - before)
+        if report.unwritten:
+            log.warning("drain_incomplete", unwritten=len(report.unwritten),
+                        by_outcome=dict(Counter(o.kind for o in report.unwritten)),
+                        job_ids=[str(o.claimed.id) for o in report.unwritten[:20]],
+                        reason="the database did not take these outcomes before the stop timeout; "
+                               "the jobs stay running until their leases expire, then recovery "
+                               "queues them again (a finished job's work may run again)")
+        return report
 
     async def close_resources(self) -> None:
-        for name in list(self._tasks):
-            task = self._tasks.pop(name)
+        leftover = list(self._tasks.values())  # supervision, or all of them after a failed start
+        self._tasks.clear()
+        for task in leftover:
             task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+        if leftover:
+            done, _ = await asyncio.wait(leftover, timeout=CANCEL_WAIT_S)
+            for task in done:  # retrieved, so none is reported as never retrieved
+                if not task.cancelled():
+                    task.exception()
         if self.http is not None:
-            await self.http.stop()
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(self.http.stop(), timeout=HTTP_STOP_S)
         elif self._sock is not None:
             self._sock.close()
         if self.pool is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pool.close(), timeout=10)
+            try:
+                await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_S)
+            except (Exception, TimeoutError):
+                self.pool.terminate()  # a hung server never answers the goodbye
         if self.embedded is not None:
             await self.embedded.stop()
         self.notifier.close()
+
+
+@dataclass
+class DrainReport:
+    """What the drain did with the jobs in flight when the stop began."""
+
+    in_flight: int = 0
+    cancelled: int = 0  # handlers still running at the deadline
+    released: int = 0  # releases written (queued again, attempt not counted)
+    finished: int = 0  # completed or failed (retry or final) and written
+    lease_lost: int = 0
+    unwritten: list[Outcome] = field(default_factory=list)
+
+    def count(self, settled: Counter[Settled]) -> None:
+        self.released = settled[Settled.RELEASED]
+        self.finished = settled[Settled.COMPLETED] + settled[Settled.QUEUED] + settled[Settled.FAILED]
+        self.lease_lost = settled[Settled.LEASE_LOST]
+
+    def fields(self) -> dict[str, Any]:
+        return {"in_flight": self.in_flight, "finished": self.finished, "cancelled": self.cancelled,
+                "released": self.released, "lease_lost": self.lease_lost,
+                "not_released": len(self.unwritten)}
 
 
 def main(settings: Settings, *, run: Callable[..., Any] = asyncio.run) -> int:

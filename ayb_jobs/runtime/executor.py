@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,7 +41,16 @@ from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 
 MAX_ERROR_BYTES = 4096
-StopReason = Literal["shutdown", "lease_lost"]
+StopReason = Literal["shutdown", "lease_lost", "superseded", "lease_unconfirmed"]
+# Why a run stopped without writing anything (each counts as a lost lease).
+_LOST_REASONS: dict[str, str] = {
+    "lease_lost": "the heartbeat found the claim gone (the lease expired and the job was recovered)",
+    "superseded": "this daemon claimed the job again (recovered and retried meanwhile), so this run "
+                  "is stale",
+    "lease_unconfirmed": "the heartbeat could not confirm the lease (database unreachable or slow) and "
+                         "it ends soon: stopped before it expires, since another daemon may then run "
+                         "the job; nothing was written, the job is recovered after its lease",
+}
 
 log = structlog.get_logger("ayb_jobs.executor")
 
@@ -64,13 +74,18 @@ class Running:
     task: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     started: float = field(default_factory=time.monotonic)
+    # Monotonic time until which the lease is known to hold: from when the claim (or the last
+    # heartbeat that extended it) was sent, plus the lease. The database set it later than that.
+    lease_known_until: float = float("inf")
 
 
 class Executor:
     def __init__(self, *, pool: Any, registry: Registry, writer: OutcomeWriter, metrics: Metrics,
                  worker_id: str, concurrency: int, job_timeout_s: float,
-                 rand: Callable[[], float] = random.random, watch: DatabaseWatch | None = None) -> None:
+                 rand: Callable[[], float] = random.random, watch: DatabaseWatch | None = None,
+                 lease_s: float | None = None) -> None:
         self._pool = pool
+        self.lease_s = lease_s
         self._watch = watch or DatabaseWatch()
         self._registry = registry
         self._writer = writer
@@ -82,6 +97,8 @@ class Executor:
         # A concrete logger for the per-job hot path (the module's lazy proxy rebinds on every call).
         self._log = log.bind()
         self.running: dict[Claimed, Running] = {}
+        # How outcomes settled, for the drain's report (and anyone counting).
+        self.settled: Counter[Settled] = Counter()
         self.slot_freed = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -89,11 +106,14 @@ class Executor:
     def free_slots(self) -> int:
         return self.concurrency - len(self.running)
 
-    def start(self, jobs: list[Job]) -> None:
+    def start(self, jobs: list[Job], *, claim_sent: float | None = None) -> None:
+        """Run freshly claimed jobs; `claim_sent` is the monotonic time the claim was sent."""
+        sent = time.monotonic() if claim_sent is None else claim_sent
+        known_until = sent + self.lease_s if self.lease_s is not None else float("inf")
         for job in jobs:
             claimed = Claimed.of(job)
             self._stop_stale_runs(claimed)
-            entry = Running(job, claimed)
+            entry = Running(job, claimed, lease_known_until=known_until)
             self.running[claimed] = entry
             entry.task = asyncio.create_task(self._run(entry), name=f"job-{job.id}")
             self._metrics.claimed(job.type)
@@ -106,7 +126,7 @@ class Executor:
         """A new claim of a job means any older run of it here lost its lease (it was recovered,
         then retried by an admin, and claimed by us again): stop it, it must write nothing."""
         for other in [c for c in self.running if c.id == claimed.id and c.seq < claimed.seq]:
-            self.stop_job(other, "lease_lost")
+            self.stop_job(other, "superseded")
 
     def stop_job(self, claimed: Claimed, reason: StopReason) -> None:
         """Cancel a running handler; its outcome follows from the reason."""
@@ -126,6 +146,28 @@ class Executor:
 
     def claimed(self) -> list[Claimed]:
         return list(self.running)
+
+    def leases_confirmed(self, claims: Collection[Claimed], *, sent: float) -> None:
+        """A heartbeat sent at `sent` (monotonic) extended these claims' leases."""
+        if self.lease_s is None:
+            return
+        for claimed in claims:
+            entry = self.running.get(claimed)
+            if entry is not None:
+                entry.lease_known_until = max(entry.lease_known_until, sent + self.lease_s)
+
+    def lease_deadline(self, margin_s: float) -> float:
+        """The earliest time (monotonic) a run in its handler must stop if no heartbeat confirms it."""
+        return min((e.lease_known_until - margin_s for c, e in self.running.items() if self.in_handler(c)),
+                   default=float("inf"))
+
+    def stop_unconfirmed(self, now: float, margin_s: float) -> int:
+        """Stop the handlers whose lease may end within `margin_s`; returns how many."""
+        late = [c for c, e in self.running.items()
+                if self.in_handler(c) and e.lease_known_until - margin_s <= now]
+        for claimed in late:
+            self.stop_job(claimed, "lease_unconfirmed")
+        return len(late)
 
     def _fields(self, entry: Running) -> dict[str, Any]:
         return {"job_id": str(entry.job.id), "job_type": entry.job.type, "attempt": entry.job.attempts,
@@ -175,9 +217,9 @@ class Executor:
             self._fail(entry, describe(exc))
 
     def _after_cancel(self, entry: Running) -> None:
-        if entry.stop_reason == "lease_lost":
+        if entry.stop_reason in _LOST_REASONS:
             self._metrics.lease_lost(entry.job.type)
-            self._log.warning("job_lease_lost", reason="heartbeat could not extend the lease",
+            self._log.warning("job_lease_lost", reason=_LOST_REASONS[entry.stop_reason],
                               **self._fields(entry))
             self._free(entry)
         else:
@@ -199,6 +241,7 @@ class Executor:
         duration = time.monotonic() - entry.started
 
         def settled(how: Settled) -> None:
+            self.settled[how] += 1
             self._report(entry, outcome, how, duration, result)
             self._free(entry)
 
@@ -211,8 +254,9 @@ class Executor:
         job_type = entry.job.type
         if how is Settled.UNCONFIRMED:
             self._log.warning("job_outcome_unconfirmed", outcome=outcome.kind,
-                              reason="the write was retried after a database error and found the job "
-                                     "already settled; the first attempt most likely committed", **fields)
+                              reason="the write was retried after a database error and matched no row, "
+                                     "and the job's row could not tell whether the first try committed",
+                              **fields)
         elif how is Settled.LEASE_LOST:
             self._metrics.lease_lost(job_type)
             self._log.warning("job_lease_lost", reason=f"{outcome.kind} found the job re-claimed or gone",

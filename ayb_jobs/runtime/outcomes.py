@@ -17,6 +17,7 @@ from typing import Any, Literal
 import structlog
 
 from ayb_jobs.db import queries
+from ayb_jobs.db.pool import bounded
 from ayb_jobs.db.queries import Claimed, Failure
 
 Kind = Literal["complete", "fail", "release"]
@@ -52,9 +53,30 @@ class Outcome:
     on_settled: Callable[[Settled], None] = field(default=lambda _settled: None)
 
 
+def settled_by_earlier_try(o: Outcome, row: queries.ClaimRow | None) -> Settled:
+    """What a retried write that matched nothing means, from the job's row as it is now.
+
+    Our earlier try committed if the row holds exactly what it wrote and no claim came since
+    (claim_seq unchanged; recovery never completes a job and writes its own last_error)."""
+    if row is None or row.claim_seq != o.claimed.seq:
+        return Settled.LEASE_LOST  # deleted, or claimed again since
+    if o.kind == "complete" and row.state == "completed":
+        return Settled.COMPLETED
+    if o.kind == "fail" and row.state in ("queued", "failed") and row.last_error == o.error:
+        return Settled(str(row.state))
+    if (o.kind == "release" and row.state == "queued"
+            and row.last_error == (o.error or queries.SHUTDOWN_REASON)):
+        return Settled.RELEASED
+    if row.state == "running" or (row.last_error or "").startswith("lease expired"):
+        return Settled.LEASE_LOST  # recovered after the lease, maybe claimed again
+    return Settled.UNCONFIRMED
+
+
 class OutcomeWriter:
-    def __init__(self, pool: Any, worker_id: str, *, on_db_error: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, pool: Any, worker_id: str, *, on_db_error: Callable[[], None] = lambda: None,
+                 write_timeout_s: float = WRITE_TIMEOUT_S) -> None:
         self._pool = pool
+        self._timeout_s = write_timeout_s
         self._worker_id = worker_id
         self._pending: list[Outcome] = []
         self._ready = asyncio.Event()
@@ -68,6 +90,10 @@ class OutcomeWriter:
     @property
     def backlog(self) -> int:
         return len(self._pending)
+
+    def unwritten(self) -> list[Outcome]:
+        """The outcomes not written yet (after a stop: those that never will be)."""
+        return list(self._pending)
 
     async def run(self) -> None:
         """Write outcomes until close() is called and nothing is pending."""
@@ -95,12 +121,23 @@ class OutcomeWriter:
             delay = 0.05
             written = {id(o) for o in batch}
             self._pending = [o for o in self._pending if id(o) not in written]
+            # A write retried after a lost connection may have committed the first time: then the
+            # fence finds nothing, which by itself says nothing about the lease. Look at the rows.
+            unsure = [o for o in batch if o.claimed not in results and id(o) in retried]
+            results.update(await self._what_became_of(unsure))
             for o in batch:
-                # A write retried after a lost connection may have committed the first time: then
-                # the fence finds nothing, which says nothing about the lease.
-                missing = Settled.UNCONFIRMED if id(o) in retried else Settled.LEASE_LOST
-                o.on_settled(results.get(o.claimed, missing))
+                o.on_settled(results.get(o.claimed, Settled.LEASE_LOST))
             retried.difference_update(written)
+
+    async def _what_became_of(self, unsure: list[Outcome]) -> dict[Claimed, Settled]:
+        if not unsure:
+            return {}
+        try:
+            rows = await bounded(queries.claim_rows(self._pool, [o.claimed.id for o in unsure],
+                                                    timeout=self._timeout_s), self._timeout_s)
+        except Exception:  # the database failed again: say we cannot tell
+            return dict.fromkeys((o.claimed for o in unsure), Settled.UNCONFIRMED)
+        return {o.claimed: settled_by_earlier_try(o, rows.get(o.claimed.id)) for o in unsure}
 
     def close(self) -> None:
         """Finish writing what is pending, then stop."""
@@ -111,16 +148,16 @@ class OutcomeWriter:
         """One fenced statement for a batch of one kind; what each claim written ended in."""
         claimed = [o.claimed for o in batch]
         if kind == "complete":
-            done = await queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
-                                               timeout=WRITE_TIMEOUT_S)
+            done = await bounded(queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                                       timeout=self._timeout_s), self._timeout_s)
             return dict.fromkeys(done, Settled.COMPLETED)
         if kind == "fail":
             failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
-            states = await queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
-                                             timeout=WRITE_TIMEOUT_S)
+            states = await bounded(queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,
+                                                     timeout=self._timeout_s), self._timeout_s)
             return {c: Settled(str(state)) for c, state in states.items()}
-        released = await queries.release_jobs(
-            self._pool, claimed, worker_id=self._worker_id, timeout=WRITE_TIMEOUT_S,
+        released = await bounded(queries.release_jobs(
+            self._pool, claimed, worker_id=self._worker_id, timeout=self._timeout_s,
             reasons=[o.error or queries.SHUTDOWN_REASON for o in batch],
-            delays_s=[o.backoff_s for o in batch])
+            delays_s=[o.backoff_s for o in batch]), self._timeout_s)
         return dict.fromkeys(released, Settled.RELEASED)

@@ -8,6 +8,7 @@ notifications only cut latency.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -38,9 +39,10 @@ class Poller:
         free = self._executor.free_slots()
         if free <= 0:
             return 0
+        sent = time.monotonic()  # the leases start later than this: the executor counts from here
         jobs = await queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
                                         worker_id=self._executor.worker_id)
-        self._executor.start(jobs)
+        self._executor.start(jobs, claim_sent=sent)
         return len(jobs)
 
     async def run(self) -> None:

@@ -150,6 +150,19 @@ async def test_active_counts_read_only_the_partial_indexes(pool: asyncpg.Pool) -
     await claim_one(pool)
     await pool.execute("ANALYZE _ayb_jobs")
     assert await queries.active_counts(pool) == (1, 1)
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + queries.SQL["active_counts"]))
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + queries.SQL["active_counts"], 10))
     assert "idx_ayb_jobs_claimable" in plan and "idx_ayb_jobs_lease" in plan
     assert "Seq Scan" not in plan
+
+
+async def test_active_counts_stop_at_their_cap_so_a_deep_queue_costs_no_more(pool: asyncpg.Pool) -> None:
+    """Counted under the watchdog ping's timeout: a backlog must not make the count take longer."""
+    cap = queries.ACTIVE_COUNT_CAP
+    await pool.execute("INSERT INTO _ayb_jobs (type) SELECT 't' FROM generate_series(1, $1)", cap + 500)
+    assert await queries.active_counts(pool) == (cap, 0)
+
+
+def test_a_count_at_the_cap_shows_as_at_least_in_the_status_line() -> None:
+    from ayb_jobs.runtime.daemon import _at_least
+
+    assert (_at_least(queries.ACTIVE_COUNT_CAP), _at_least(7)) == (f"{queries.ACTIVE_COUNT_CAP}+", "7")

@@ -1,9 +1,11 @@
-"""The claim's plan on a deep queue: read the claim index in order, stop after the batch, never sort.
+"""The queue's statements on a deep queue read the claim index in order and stop, never sort or
+aggregate every queued row.
 
 A sort under the claim's row lock cannot be a top-N sort, so it sorts every queued row: the backlog
 would slow the queue exactly when it needs to be fast. The planner's choice depends on its
-statistics, so the plan is checked as a burst of enqueues leaves them (never analysed), after
-ANALYZE, and as the generic plan a long-lived prepared statement may switch to.
+statistics, so the plans are checked as a burst of enqueues leaves them (never taken, or taken
+before the burst), after ANALYZE, and as the generic plan a long-lived prepared statement may
+switch to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import asyncpg
 from ayb_jobs.db.sql import SQL
 
 DEPTH = 300_000
+# As a batch enqueue writes them: a thousand jobs share each run_at.
+BURST = ("INSERT INTO _ayb_jobs (type, run_at) SELECT 't', now() - interval '1 day' "
+         "+ make_interval(secs => i / 1000) FROM generate_series(1, $1) i")
 
 
 def _nodes(plan: object) -> list[dict]:
@@ -25,20 +30,21 @@ def _nodes(plan: object) -> list[dict]:
     return []
 
 
-async def _claim_plan(conn: asyncpg.Connection, limit: int) -> list[dict]:
-    """The executed plan of the real claim statement; rolled back, so the queue stays as it is."""
-    await conn.execute("PREPARE claim_plan(int, float8, text) AS " + SQL["claim_jobs"])
+async def _plan(conn: asyncpg.Connection, name: str, types: str = "", args: str = "") -> list[dict]:
+    """The executed plan of one statement of queries.sql; rolled back, so the queue stays as it is."""
+    await conn.execute(f"PREPARE p{types} AS " + SQL[name])
     tx = conn.transaction()
     await tx.start()
     try:
-        raw = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_plan({limit}, 30, 'w')")
+        raw = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE p{args}")
     finally:
         await tx.rollback()
-        await conn.execute("DEALLOCATE claim_plan")
+        await conn.execute("DEALLOCATE p")
     return json.loads(raw)
 
 
-def _assert_reads_the_index_in_order(plan: list[dict], limit: int) -> None:
+async def _assert_claim_reads_the_index_in_order(conn: asyncpg.Connection, limit: int) -> None:
+    plan = await _plan(conn, "claim_jobs", "(int, float8, text)", f"({limit}, 30, 'w')")
     shown = json.dumps(plan, indent=1)
     [picked] = [n for n in _nodes(plan) if n.get("Subplan Name") == "CTE picked"]
     assert not {n.get("Node Type") for n in _nodes(picked)} & {"Sort", "Incremental Sort"}, shown
@@ -50,16 +56,33 @@ def _assert_reads_the_index_in_order(plan: list[dict], limit: int) -> None:
     assert plan[0]["Plan"]["Actual Rows"] == limit, shown
 
 
-async def test_claim_reads_the_claim_index_in_order_on_a_deep_queue(pool: asyncpg.Pool) -> None:
-    # As a batch enqueue writes them: a thousand jobs share each run_at.
-    await pool.execute(
-        "INSERT INTO _ayb_jobs (type, run_at) "
-        "SELECT 't', now() - interval '1 day' + make_interval(secs => i / 1000) "
-        "FROM generate_series(1, $1) i", DEPTH)
+async def _assert_reads_at_most(conn: asyncpg.Connection, name: str, rows: int, *prepare: str) -> None:
+    """No scan of the statement reads more than `rows` rows (a gauge counts up to its cap)."""
+    plan = await _plan(conn, name, *prepare)
+    scans = [n for n in _nodes(plan) if n.get("Relation Name") == "_ayb_jobs"]
+    assert scans and max(n["Actual Rows"] for n in scans) <= rows, json.dumps(plan, indent=1)
+
+
+async def test_the_claim_reads_the_index_in_order_before_any_statistics(pool: asyncpg.Pool) -> None:
+    await pool.execute(BURST, DEPTH)
     async with pool.acquire() as conn:
-        _assert_reads_the_index_in_order(await _claim_plan(conn, 64), 64)  # statistics not taken yet
-        await conn.execute("ANALYZE _ayb_jobs")
-        for limit in (1, 64, 256):
-            _assert_reads_the_index_in_order(await _claim_plan(conn, limit), limit)
+        await _assert_claim_reads_the_index_in_order(conn, 64)
+
+
+async def test_queue_statements_stop_early_on_a_deep_queue_the_statistics_have_not_seen(
+        pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO _ayb_jobs (type, state) "
+                       "SELECT 't', 'completed' FROM generate_series(1, 20000)")
+    await pool.execute("ANALYZE _ayb_jobs")  # the statistics say: nothing queued
+    await pool.execute(BURST, DEPTH)
+    async with pool.acquire() as conn:
+        for _ in range(2):
+            await _assert_claim_reads_the_index_in_order(conn, 64)
+            await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")
+            await _assert_reads_at_most(conn, "job_stats", 1000)
+            await conn.execute("ANALYZE _ayb_jobs")
+        for limit in (1, 256):
+            await _assert_claim_reads_the_index_in_order(conn, limit)
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        _assert_reads_the_index_in_order(await _claim_plan(conn, 64), 64)
+        await _assert_claim_reads_the_index_in_order(conn, 64)
+        await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")

@@ -21,6 +21,7 @@ from ayb_jobs.handlers import Registry
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.dbwatch import DatabaseWatch
 from ayb_jobs.runtime.executor import Executor
+from ayb_jobs.runtime.heartbeat import Heartbeat
 from ayb_jobs.runtime.outcomes import OutcomeWriter
 
 T = TypeVar("T")
@@ -47,11 +48,16 @@ class Runtime:
     metrics: Metrics
     direct: asyncpg.Pool  # the test's own connections, not through the proxy
     lease_s: float
+    heartbeat: Heartbeat
 
     async def claim(self, limit: int = 10) -> list[Any]:
+        sent = time.monotonic()
         jobs = await queries.claim_jobs(self.pool, limit=limit, lease_s=self.lease_s, worker_id=WORKER)
-        self.executor.start(jobs)
+        self.executor.start(jobs, claim_sent=sent)
         return jobs
+
+    def counted(self, counter: str, job_type: str) -> int:
+        return self.metrics._jobs[counter][job_type]
 
     async def row(self, job_id: UUID) -> asyncpg.Record:
         return await self.direct.fetchrow("SELECT * FROM _ayb_jobs WHERE id = $1", job_id)
@@ -71,26 +77,32 @@ async def insert(direct: asyncpg.Pool, job_type: str, *, max_attempts: int = 1,
 
 @contextlib.asynccontextmanager
 async def runtime(db_url: str, direct: asyncpg.Pool, registry: Registry, *, concurrency: int = 4,
-                  lease_s: float = 30.0, job_timeout_s: float = 30.0) -> AsyncIterator[Runtime]:
+                  lease_s: float = 30.0, job_timeout_s: float = 30.0, heartbeat: bool = False,
+                  write_timeout_s: float = 10.0) -> AsyncIterator[Runtime]:
     proxy, proxied = await PgProxy.start_for(db_url)
     watch = DatabaseWatch(probe_timeout_s=1.0)
     pool = await create_pool(proxied, max_size=4, connect_timeout=2.0, init=watch.track)
     await watch.prime(pool)
     metrics = Metrics()
-    writer = OutcomeWriter(pool, WORKER)
+    writer = OutcomeWriter(pool, WORKER, write_timeout_s=write_timeout_s,
+                           on_db_error=lambda: metrics.db_error("outcomes"))
     executor = Executor(pool=pool, registry=registry, writer=writer, metrics=metrics, worker_id=WORKER,
                         concurrency=concurrency, job_timeout_s=job_timeout_s, rand=lambda: 0.0,
-                        watch=watch)
-    writer_task = asyncio.create_task(writer.run())
-    rt = Runtime(proxy, pool, watch, writer, executor, metrics, direct, lease_s)
+                        watch=watch, lease_s=lease_s)
+    beat = Heartbeat(pool=pool, executor=executor, metrics=metrics, lease_s=lease_s)
+    tasks = [asyncio.create_task(writer.run())]
+    if heartbeat:
+        tasks.append(asyncio.create_task(beat.run()))
+    rt = Runtime(proxy, pool, watch, writer, executor, metrics, direct, lease_s, beat)
     try:
         yield rt
     finally:
         executor.stop_all("shutdown")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(executor.idle.wait(), 5)
-        writer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer_task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         pool.terminate()
         await proxy.close()

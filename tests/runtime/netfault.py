@@ -3,7 +3,8 @@ while the test's own connections (direct, not through the proxy) keep working.
 
 - `cut()`: every proxied connection is closed and new ones are refused (the server is down).
 - `freeze()`: bytes stop flowing both ways, connections stay open (a hung server or a network
-  partition); `thaw()` lets them flow again.
+  partition); `freeze(replies_only=True)` lets requests through but holds the answers (a
+  statement commits, its reply is lost); `thaw()` lets everything flow again.
 - `restore()`: after a cut, accept connections again on the same port.
 """
 
@@ -19,8 +20,10 @@ class PgProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+        self._requests = asyncio.Event()
+        self._replies = asyncio.Event()
+        self._requests.set()
+        self._replies.set()
         self.port = 0
 
     @classmethod
@@ -33,7 +36,7 @@ class PgProxy:
         return proxy, urlunsplit(parts._replace(netloc=netloc))
 
     async def restore(self) -> None:
-        self._flowing.set()
+        self.thaw()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -46,11 +49,14 @@ class PgProxy:
             w.transport.abort()
         self._writers.clear()
 
-    def freeze(self) -> None:
-        self._flowing.clear()
+    def freeze(self, *, replies_only: bool = False) -> None:
+        self._replies.clear()
+        if not replies_only:
+            self._requests.clear()
 
     def thaw(self) -> None:
-        self._flowing.set()
+        self._requests.set()
+        self._replies.set()
 
     async def close(self) -> None:
         await self.cut()
@@ -62,16 +68,17 @@ class PgProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                             return_exceptions=True)
+        await asyncio.gather(self._pipe(reader, up_writer, self._requests),
+                             self._pipe(up_reader, writer, self._replies), return_exceptions=True)
         for w in (writer, up_writer):
             self._writers.discard(w)
             w.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    flowing: asyncio.Event) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
-                await self._flowing.wait()
+                await flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
