@@ -142,7 +142,7 @@ def _queue_state(f: JobFacts) -> list[Reason]:
     if q.limit is not None and q.running >= q.limit:
         reasons.append(Reason("queue_at_limit", f"queue '{q.name}' runs {q.running} / {q.limit} jobs, its "
                                                 "limit; the job waits for one of them to finish, or raise "
-                                                f"the limit: `ayb-jobs queues set {q.name} --limit N`"))
+                                                f"the limit: `ayb-jobs queues set {q.name} --concurrency N`"))
     return reasons
 
 
