@@ -19,6 +19,8 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED})
+# A dict lookup instead of the enum's call (about 2 us a job, for every job a claim returns).
+_STATES = {s.value: s for s in JobState}
 
 
 def iso(t: datetime | None) -> str | None:
@@ -31,8 +33,15 @@ def iso(t: datetime | None) -> str | None:
 
 
 def decode_json(value: Any) -> Any:
-    """jsonb comes back as text unless the connection has a codec; accept both."""
-    return json.loads(value) if isinstance(value, str) else value
+    """jsonb comes back as text unless the connection has a codec; accept both. The empty object
+    and array (most payloads and error histories) are built without the JSON parser."""
+    if not isinstance(value, str):
+        return value
+    if value == "{}":
+        return {}
+    if value == "[]":
+        return []
+    return json.loads(value)
 
 
 def decode_payload(value: Any) -> tuple[Any, str | None]:
@@ -89,7 +98,7 @@ class Job:
     def from_record(cls, r: Any) -> Job:
         payload, payload_error = decode_payload(r["payload"])
         return cls(
-            id=r["id"], type=r["type"], payload=payload, state=JobState(r["state"]),
+            id=r["id"], type=r["type"], payload=payload, state=_STATES[r["state"]],
             run_at=r["run_at"], attempts=r["attempts"], max_attempts=r["max_attempts"],
             created_at=r["created_at"], updated_at=r["updated_at"], lease_until=r["lease_until"],
             worker_id=r["worker_id"], last_error=r["last_error"], last_run_at=r["last_run_at"],

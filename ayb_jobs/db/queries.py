@@ -234,9 +234,10 @@ async def notify_channel(db: Executor, channel: str, *, timeout: float | None = 
 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
-async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str) -> list[Job]:
+async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
+                     timeout: float | None = None) -> list[Job]:
     async with translating():
-        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id)
+        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id, timeout=timeout)
     return [Job.from_record(r) for r in rows]
 
 
@@ -317,6 +318,18 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
     return {c for c, _ in _fenced(claimed, rows)}
 
 
+UNHELD_REASON = "claimed, but the claim's answer was lost: released without running"
+
+
+async def release_unheld(db: Executor, worker_id: str, held: Sequence[Claimed], *,
+                         timeout: float | None = None) -> list[UUID]:
+    """Release this worker's running jobs that it does not hold (see queries.sql)."""
+    async with translating():
+        rows = await db.fetch(SQL["release_unheld"], worker_id, [c.id for c in held], [c.seq for c in held],
+                              UNHELD_REASON, timeout=timeout)
+    return [r["id"] for r in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimRow:
     state: JobState
@@ -341,9 +354,11 @@ class Recovered:
     lost_worker_id: str | None
 
 
-async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000) -> list[Recovered]:
+async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000,
+                          now: datetime | None = None) -> list[Recovered]:
+    """Recover the leases expired at `now` (None: the database's now())."""
     async with translating():
-        rows = await db.fetch(SQL["recover_expired"], limit, float(jitter_s))
+        rows = await db.fetch(SQL["recover_expired"], limit, float(jitter_s), now)
     return [Recovered(r["id"], r["type"], JobState(r["state"]), r["attempts"], r["max_attempts"],
                       r["lost_worker_id"]) for r in rows]
 

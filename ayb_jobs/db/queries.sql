@@ -144,6 +144,19 @@ FROM unnest($1::uuid[], $2::bigint[], $4::text[], $5::float8[]) AS d(id, seq, re
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
 
+-- name: release_unheld
+-- After a claim that failed on our side (its answer lost, or timed out): it may have committed, and
+-- then its jobs run under this worker id although this daemon holds none of them. Release every
+-- running job of this worker that is not among the claims it holds: queued again at once, the
+-- attempt not counted. (Worker ids are unique per daemon process.)
+-- $1 worker id, $2 held ids, $3 held claim seqs, $4 reason
+UPDATE _ayb_jobs j
+SET state = 'queued', run_at = now(), attempts = j.attempts - 1, lease_until = NULL, worker_id = NULL,
+    last_error = $4, updated_at = now()
+WHERE j.state = 'running' AND j.worker_id = $1
+  AND (j.id, j.claim_seq) NOT IN (SELECT * FROM unnest($2::uuid[], $3::bigint[]))
+RETURNING j.id;
+
 -- name: claim_rows
 -- What became of claimed jobs whose fenced write, retried after a database error, matched no row:
 -- the caller tells a first try that committed (state as written, claim_seq unchanged) from a lost
@@ -155,26 +168,29 @@ SELECT id, state, claim_seq, last_error FROM _ayb_jobs WHERE id = ANY($1::uuid[]
 -- or to failed when their attempts are used up, so a job that kills its worker cannot loop.
 -- Backoff mirrors backoff.py (exponent capped at 16, so a row with thousands of attempts cannot
 -- overflow power() and fail the whole batch); $2 is the jitter in [0, 1), chosen by the caller.
--- $1 batch limit, $2 jitter seconds
+-- Every instant is $3 (NULL: the database's now(), what the daemon uses; tests pass a time past a
+-- lease instead of waiting for it to run out).
+-- $1 batch limit, $2 jitter seconds, $3 now
 WITH expired AS MATERIALIZED (
     SELECT id, worker_id FROM _ayb_jobs
-    WHERE state = 'running' AND lease_until < now()
+    WHERE state = 'running' AND lease_until < coalesce($3::timestamptz, now())
     ORDER BY lease_until
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ), msg AS (
-    SELECT id, 'lease expired (worker ' || coalesce(worker_id, 'unknown') || ')' AS err, worker_id
+    SELECT id, 'lease expired (worker ' || coalesce(worker_id, 'unknown') || ')' AS err, worker_id,
+           coalesce($3::timestamptz, now()) AS at
     FROM expired
 )
 UPDATE _ayb_jobs j
 SET state = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
     run_at = CASE WHEN j.attempts < j.max_attempts
-                  THEN now() + make_interval(secs => least(5 * power(2, least(greatest(j.attempts, 1) - 1, 16)), 300)
-                                                     + $2::float8)
+                  THEN msg.at + make_interval(secs => least(5 * power(2, least(greatest(j.attempts, 1) - 1, 16)), 300)
+                                              + $2::float8)
                   ELSE j.run_at END,
-    last_error = msg.err, lease_until = NULL, worker_id = NULL, updated_at = now(),
+    last_error = msg.err, lease_until = NULL, worker_id = NULL, updated_at = msg.at,
     errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
-        'attempt', j.attempts, 'at', now(), 'error', msg.err, 'worker_id', msg.worker_id))
+        'attempt', j.attempts, 'at', msg.at, 'error', msg.err, 'worker_id', msg.worker_id))
 FROM msg
 WHERE j.id = msg.id
 RETURNING j.id, j.type, j.state, j.attempts, j.max_attempts, msg.worker_id AS lost_worker_id;

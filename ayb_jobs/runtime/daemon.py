@@ -84,6 +84,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.force = asyncio.Event()
         self.draining = False
+        self.database_failed_drain = False
         self.exit_code = 0
         self.pool: Any = None
         self.watch = DatabaseWatch()
@@ -417,6 +418,7 @@ class Daemon:
                 await self.stop_tasks([task], WRITER_GRACE_S)
             report.unwritten = self.writer.unwritten()
         report.count(ex.settled - before)
+        self.database_failed_drain = bool(report.unwritten)
         if report.unwritten:
             log.warning("drain_incomplete", unwritten=len(report.unwritten),
                         by_outcome=dict(Counter(o.kind for o in report.unwritten)),
@@ -442,10 +444,13 @@ class Daemon:
         elif self._sock is not None:
             self._sock.close()
         if self.pool is not None:
-            try:
-                await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_S)
-            except (Exception, TimeoutError):
-                self.pool.terminate()  # a hung server never answers the goodbye
+            if self.database_failed_drain:
+                self.pool.terminate()  # it did not take the outcomes: no goodbye either
+            else:
+                try:
+                    await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_S)
+                except (Exception, TimeoutError):
+                    self.pool.terminate()  # a hung server never answers the goodbye
         if self.embedded is not None:
             await self.embedded.stop()
         self.notifier.close()

@@ -31,6 +31,7 @@ WRITE_TIMEOUT_S = 10.0
 MARGIN_FRACTION = 1 / 6
 # The guard looks again at least this often (new runs start with a later deadline than it knows).
 GUARD_MAX_SLEEP_S = 1.0
+RETRY_S = 1.0  # the next beat after a failed one
 
 
 class Heartbeat:
@@ -73,17 +74,21 @@ class Heartbeat:
             guard.cancel()
 
     async def _beat(self) -> None:
+        wait_s = self.interval_s
         while not self.stop.is_set():
-            await wait_any(self.stop, timeout=self.interval_s)
+            await wait_any(self.stop, timeout=wait_s)
             if self.stop.is_set():
                 return
             try:
                 await self.run_once()
                 self.healthy = True
+                wait_s = self.interval_s
             except Exception as exc:
                 self.healthy = False
                 self._metrics.db_error("heartbeat")
                 log.warning("db_error", component="heartbeat", error=f"{type(exc).__name__}: {exc}")
+                # Try again soon: a short outage (a restart) then costs no lease.
+                wait_s = min(self.interval_s, RETRY_S)
 
     async def guard(self) -> None:
         """Stop handlers whose lease no heartbeat could confirm, `margin_s` before it may end."""

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ayb_jobs.db import queries
+from ayb_jobs.db.pool import bounded
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.executor import Executor
 from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
@@ -21,29 +22,52 @@ from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
 log = structlog.get_logger("ayb_jobs.poller")
 # Floor for the idle sleep, so a job due "now" that another daemon holds cannot make us spin.
 MIN_SLEEP_S = 0.02
+CLAIM_TIMEOUT_S = 10.0
 
 
 class Poller:
     def __init__(self, *, pool: Any, executor: Executor, metrics: Metrics, lease_s: float,
-                 poll_interval_s: float) -> None:
+                 poll_interval_s: float, claim_timeout_s: float = CLAIM_TIMEOUT_S) -> None:
         self._pool = pool
         self._executor = executor
         self._metrics = metrics
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
+        self._claim_timeout_s = claim_timeout_s
+        # Set when a claim failed on our side: it may have committed without us learning its jobs.
+        self._claim_unsure = False
         self.wake = asyncio.Event()
         self.stop = asyncio.Event()
 
     async def run_once(self) -> int:
         """Claim up to the free slots and start the jobs; returns how many were claimed."""
+        if self._claim_unsure:
+            await self._release_unheld()
         free = self._executor.free_slots()
         if free <= 0:
             return 0
         sent = time.monotonic()  # the leases start later than this: the executor counts from here
-        jobs = await queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
-                                        worker_id=self._executor.worker_id)
+        try:
+            jobs = await bounded(queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
+                                                    worker_id=self._executor.worker_id,
+                                                    timeout=self._claim_timeout_s), self._claim_timeout_s)
+        except Exception:
+            self._claim_unsure = True
+            raise
         self._executor.start(jobs, claim_sent=sent)
         return len(jobs)
+
+    async def _release_unheld(self) -> None:
+        """A failed claim may have committed: give back at once the jobs it took that we do not
+        hold, instead of leaving them running until their leases expire."""
+        released = await bounded(queries.release_unheld(self._pool, self._executor.worker_id,
+                                                        self._executor.claimed(),
+                                                        timeout=self._claim_timeout_s), self._claim_timeout_s)
+        self._claim_unsure = False
+        if released:
+            log.warning("unheld_jobs_released", count=len(released), job_ids=[str(i) for i in released[:20]],
+                        reason="a claim committed but its answer was lost; released at once, attempt "
+                               "not counted")
 
     async def run(self) -> None:
         backoff = Backoff()

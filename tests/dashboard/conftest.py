@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from dash_helpers import TOKEN
 from playwright.async_api import Browser, Page, async_playwright
 
 from ayb_jobs.api.app import create_app
@@ -18,7 +19,6 @@ from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.http import HttpServer, bind
 from ayb_jobs.service import JobService
 
-TOKEN = "dashboard-test-token-0123456789"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]

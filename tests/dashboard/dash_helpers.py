@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
+# The admin token the dashboard tests sign in with (a module of its own name, not `conftest`, so
+# that importing it does not depend on which conftest pytest loaded first).
+TOKEN = "dashboard-test-token-0123456789"
+
 
 async def insert_job(pool, *, state: str = "queued", job_type: str = "job_prune", payload: dict | None = None,
                      attempts: int = 0, last_error: str | None = None, errors: list | None = None,

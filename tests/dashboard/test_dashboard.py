@@ -121,7 +121,7 @@ async def test_retry_a_failed_job_disables_the_button_while_in_flight(dash, pool
 
     await page.route("**/retry", hold)
     await dash.open()
-    button = page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}")
+    button = page.get_by_role("button", name=f"Retry job {str(job_id)[-8:]}")
     await button.click()
     await expect(button).to_be_disabled()
     gate.set()
@@ -135,14 +135,14 @@ async def test_cancel_a_queued_job_and_show_the_servers_refusal(dash, pool) -> N
     done_id = await seed_job(pool, state="queued")
     page = dash.page
     await dash.open()
-    await page.get_by_role("button", name=f"Cancel job {str(job_id)[:8]}").click()
+    await page.get_by_role("button", name=f"Cancel job {str(job_id)[-8:]}").click()
     await expect(page.locator(".toast-ok")).to_contain_text("Canceled job")
     await expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_have_attribute("data-state", "canceled")
     assert await pool.fetchval("SELECT state FROM _ayb_jobs WHERE id = $1", job_id) == "canceled"
 
     # The other job finishes behind the UI's back: the cancel it still offers gets the server's 409.
     await pool.execute("UPDATE _ayb_jobs SET state = 'completed' WHERE id = $1", done_id)
-    await page.get_by_role("button", name=f"Cancel job {str(done_id)[:8]}").click()
+    await page.get_by_role("button", name=f"Cancel job {str(done_id)[-8:]}").click()
     async with httpx.AsyncClient(base_url=dash.base, headers={"Authorization": f"Bearer {dash.token}"}) as c:
         refusal = (await c.post(f"/api/admin/jobs/{done_id}/cancel")).json()["message"]
     await expect(page.locator(".toast-error .toast-text")).to_have_text(f"Cancel failed: {refusal}")
@@ -157,7 +157,7 @@ async def test_job_detail_shows_payload_and_error_history(dash, pool) -> None:
     page = dash.page
     await dash.open()
     await page.get_by_role("link", name=f"Job {job_id}").click()
-    await expect(page.get_by_role("heading", name=f"Job {str(job_id)[:8]}")).to_be_visible()
+    await expect(page.get_by_role("heading", name=f"Job {str(job_id)[-8:]}")).to_be_visible()
     await expect(page.locator("#job-payload")).to_have_text(json.dumps({"retention_hours": 168}, indent=2))
     history = page.locator(".errors-table tbody tr")
     await expect(history).to_have_count(2)

@@ -82,17 +82,20 @@ async def test_the_chart_and_breakdown_count_what_the_daemon_finished(page, daem
 async def test_search_finds_jobs_by_id_type_error_and_payload(page, daemon) -> None:
     failed = await daemon.enqueue("fail", maxAttempts=1, payload={"message": "card declined ZX81"})
     order = await daemon.enqueue("ok", payload={"order": "ORD-77123"})
-    await daemon.wait_state(failed["id"], "failed")
-    await daemon.wait_state(order["id"], "completed")
+    by_type = await daemon.enqueue("chart_fail", maxAttempts=1)
+    for job, state in ((failed, "failed"), (order, "completed"), (by_type, "failed")):
+        await daemon.wait_state(job["id"], state)
     await goto(page, daemon, "jobs")
     rows = page.locator("#jobs-body tr")
-    cases = (("zx81", failed), ("ORD-77123", order), (order["id"][:8], order), (failed["id"], failed))
+    cases = (("zx81", failed), ("ORD-77123", order), (order["id"][-8:], order), (failed["id"], failed))
     for text, expected in cases:
         await search(page, text)
         await expect(rows).to_have_count(1)
         await expect(rows.first).to_have_attribute("data-job-id", expected["id"])
     await search(page, "chart_fai")  # by type, part of a name
-    await expect(page.locator('#jobs-body tr[data-state="failed"]')).to_have_count(2)
+    await expect(page.locator(f'#jobs-body tr[data-job-id="{by_type["id"]}"]')).to_be_visible()
+    for other in (failed, order):
+        await expect(page.locator(f'#jobs-body tr[data-job-id="{other["id"]}"]')).to_have_count(0)
     await expect(page.locator("#search-note")).to_be_visible()
     assert "q=chart_fai" in page.url
 

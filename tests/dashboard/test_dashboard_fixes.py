@@ -6,8 +6,7 @@ import json
 import re
 
 import httpx
-from conftest import TOKEN
-from dash_helpers import focused_key, insert_job, insert_schedule
+from dash_helpers import TOKEN, focused_key, insert_job, insert_schedule
 from playwright.async_api import expect
 
 
@@ -104,7 +103,7 @@ async def test_long_type_and_schedule_names_are_cut_with_the_full_text_as_toolti
     await insert_schedule(pool, LONG_NAME)
     page = dash.page
     await dash.open()
-    retry = page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}")
+    retry = page.get_by_role("button", name=f"Retry job {str(job_id)[-8:]}")
     box = await retry.bounding_box()
     assert box["x"] + box["width"] <= 1280, box
     type_text = page.locator(f'tr[data-job-id="{job_id}"] [title="{LONG_TYPE}"]')
@@ -166,13 +165,13 @@ async def test_focus_stays_in_place_after_retry_cancel_toggle_and_delete(dash, p
     job_id = await insert_job(pool, state="failed", attempts=3, last_error="boom")
     page = dash.page
     await dash.open()
-    await page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}").click()
+    await page.get_by_role("button", name=f"Retry job {str(job_id)[-8:]}").click()
     await expect(page.locator(".toast-ok")).to_contain_text("Retried job")
-    cancel = page.get_by_role("button", name=f"Cancel job {str(job_id)[:8]}")
+    cancel = page.get_by_role("button", name=f"Cancel job {str(job_id)[-8:]}")
     await expect(cancel).to_be_focused()  # the row's next action took the place of Retry
     await cancel.click()
     await expect(page.locator(".toast-ok", has_text="Canceled job")).to_be_visible()
-    await expect(page.get_by_role("button", name=f"Retry job {str(job_id)[:8]}")).to_be_focused()
+    await expect(page.get_by_role("button", name=f"Retry job {str(job_id)[-8:]}")).to_be_focused()
 
     await page.get_by_role("link", name="Schedules").click()
     switch = page.get_by_role("switch", name="Enabled: job_prune_daily")

@@ -174,3 +174,16 @@ async def test_a_claim_from_before_an_admin_retry_stays_fenced_at_the_same_attem
     assert current.claim_seq == stale.claim_seq + 1
     await _stale_writes_change_nothing(pool, fence(stale), "w1")
     assert await queries.complete_jobs(pool, [fence(current)], worker_id="w1") == {fence(current)}
+
+
+async def test_release_unheld_gives_back_only_this_workers_jobs_it_does_not_hold(pool: asyncpg.Pool) -> None:
+    for _ in range(3):
+        await add_job(pool)
+    held, unheld = await claim_one(pool, "w1"), await claim_one(pool, "w1")
+    other = await claim_one(pool, "w2")
+    released = await queries.release_unheld(pool, "w1", [fence(held)])
+    assert released == [unheld.id]
+    back = await row(pool, unheld.id)
+    assert (back["state"], back["attempts"], back["worker_id"]) == ("queued", 0, None)
+    assert back["last_error"] == queries.UNHELD_REASON
+    assert (await row(pool, held.id))["state"] == (await row(pool, other.id))["state"] == "running"

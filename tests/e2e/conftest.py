@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from e2e_harness import (  # re-exported: some tests import them from conftest
+from e2e_harness import (
     SUPPORT_TABLES,
     DaemonProcess,
     base_env,

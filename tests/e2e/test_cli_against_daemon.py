@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DaemonProcess, poll_until
+from e2e_harness import DaemonProcess, poll_until
 
 TOKEN = "e2e-cli-token-0123456789abcdef"
 

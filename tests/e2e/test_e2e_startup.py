@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from conftest import poll_until
+from e2e_harness import poll_until
 
 from ayb_jobs.db.migrate import MIGRATION_LOCK_KEY
 

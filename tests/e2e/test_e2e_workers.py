@@ -7,7 +7,7 @@ import signal
 from collections.abc import Callable
 
 import httpx
-from conftest import DaemonProcess, insert_job, poll_until, wait_job_state
+from e2e_harness import DaemonProcess, insert_job, poll_until, wait_job_state
 
 TOKEN = "e2e-workers-token-0123456789"
 

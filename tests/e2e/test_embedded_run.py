@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DaemonProcess, base_env
+from e2e_harness import DaemonProcess, base_env
 
 IS_ROOT = os.geteuid() == 0
 TOKEN = "e2e-embedded-token-0123456789"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import asyncpg
 import httpx
 import pytest
-from conftest import DaemonProcess, base_env, insert_job, poll_until, wait_job_state
+from e2e_harness import DaemonProcess, base_env, insert_job, poll_until, wait_job_state
 
 TOKEN = "e2e-health-token-0123456789"
 

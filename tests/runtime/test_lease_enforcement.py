@@ -35,7 +35,7 @@ async def test_a_handler_is_stopped_before_a_lease_no_heartbeat_could_confirm_en
     registry = Registry()
     registry.add("long", blocking_handler(record))
     job_id = await insert(pool, "long", max_attempts=1)
-    async with runtime(db_url, pool, registry, lease_s=1.5, heartbeat=True) as rt:
+    async with runtime(db_url, pool, registry, lease_s=3.0, heartbeat=True) as rt:
         await rt.claim()
         await poll(lambda: asyncio.sleep(0, record.get("started")), what="handler started")
         rt.proxy.freeze()  # this daemon's database hangs; the test's own connections still work

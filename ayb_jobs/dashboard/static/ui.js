@@ -96,7 +96,9 @@ export function fmtDuration(seconds) {
 /** Seconds from now to `iso` by the browser's clock (negative: in the past). */
 export const secondsUntil = (iso) => (new Date(iso).getTime() - Date.now()) / 1000;
 
-export const shortId = (id) => String(id).slice(0, 8);
+// The last 8 hex digits: job ids are time-ordered (UUID v7), so their first digits are shared by
+// every job created in the same minute; the tail is random.
+export const shortId = (id) => String(id).slice(-8);
 
 export function truncate(text, max) {
   if (!text) return "";
