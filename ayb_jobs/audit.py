@@ -34,6 +34,9 @@ class AuditAction(StrEnum):
     SCHEDULE_ENABLE = "schedule.enable"
     SCHEDULE_DISABLE = "schedule.disable"
     SCHEDULE_TRIGGER = "schedule.trigger"
+    QUEUE_UPDATE = "queue.update"
+    QUEUE_PAUSE = "queue.pause"
+    QUEUE_RESUME = "queue.resume"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import asyncpg
 from ayb_jobs.db import queries
 from ayb_jobs.errors import DuplicateJob, InvalidInput
 from ayb_jobs.handlers import TYPE_NAME
-from ayb_jobs.models import Job, NewJob
+from ayb_jobs.models import MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME, Job, NewJob
 from ayb_jobs.wakeup import NotifyThrottle
 
 __all__ = ["Client", "DuplicateJob", "NewJob"]
@@ -38,6 +38,12 @@ def check_new_job(job: NewJob) -> None:
         raise InvalidInput("max_attempts must be between 1 and 100", field="max_attempts")
     if job.run_at is not None and job.run_at.tzinfo is None:
         raise InvalidInput("run_at must be timezone-aware", field="run_at")
+    if job.queue is not None and (not isinstance(job.queue, str) or not QUEUE_NAME.match(job.queue)):
+        raise InvalidInput(f"invalid queue {job.queue!r}: use 1-100 of [A-Za-z0-9_.:-]", field="queue")
+    if job.priority is not None and (type(job.priority) is not int
+                                     or not MIN_PRIORITY <= job.priority <= MAX_PRIORITY):
+        raise InvalidInput(f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}",
+                           field="priority")
     for name, key in (("idempotency_key", job.idempotency_key), ("unique_key", job.unique_key)):
         if key is not None and not (isinstance(key, str) and 1 <= len(key) <= 255):
             raise InvalidInput(f"{name} must be a string of 1-255 characters", field=name)
@@ -83,12 +89,15 @@ class Client:
     async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                       run_at: datetime | None = None, max_attempts: int | None = None,
                       idempotency_key: str | None = None, unique_key: str | None = None,
+                      queue: str | None = None, priority: int | None = None,
                       conn: asyncpg.Connection | None = None) -> Job:
         """A new job; with `unique_key` held by a queued or running job, that job instead (with
-        `deduplicated=True`). A taken `idempotency_key` raises DuplicateJob."""
+        `deduplicated=True`). A taken `idempotency_key` raises DuplicateJob. Queue, priority and
+        max_attempts left out come from the type's policy, as the daemons published it
+        (_ayb_job_types), then from the defaults ('default', 0, default_max_attempts)."""
         [job] = await self.enqueue_many(
             [NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key,
-                    unique_key=unique_key)], conn=conn)
+                    unique_key=unique_key, queue=queue, priority=priority)], conn=conn)
         return job
 
     async def enqueue_many(self, jobs: Iterable[NewJob], *, conn: asyncpg.Connection | None = None,

@@ -197,6 +197,26 @@ def _handlers(value: Any) -> list[str]:
     return value
 
 
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _queues(value: Any) -> list[str]:
+    """The queues a daemon works: ["*"] for every queue, else names (that may not exist yet)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError('must be a non-empty list of queue names, or ["*"] for every queue')
+    for item in value:
+        if item == "*":
+            continue
+        if not isinstance(item, str) or not _QUEUE_RE.fullmatch(item):
+            shown = json.dumps(item)
+            raise ValueError(f'entry {shown} is not "*" or a queue name (1-100 of [A-Za-z0-9_.:-])')
+    if "*" in value and len(value) > 1:
+        raise ValueError('"*" already means every queue; list either "*" or queue names')
+    if len(set(value)) != len(value):
+        raise ValueError("lists the same queue twice")
+    return value
+
+
 def _directories(value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ValueError("must be a list of directory names")
@@ -280,6 +300,12 @@ class JobsSettings(BaseModel):
     recovery_interval_s: _int_range(5, 3600) = 30
     handlers: Annotated[list[str], BeforeValidator(_handlers)] = Field(default_factory=list)
     handlers_path: Annotated[list[str], BeforeValidator(_directories)] = Field(default_factory=list)
+    queues: Annotated[list[str], BeforeValidator(_queues)] = Field(default_factory=lambda: ["*"])
+
+    @property
+    def claim_queues(self) -> list[str] | None:
+        """The queues to claim from; None means every queue."""
+        return None if self.queues == ["*"] else list(self.queues)
 
 
 class AdminSettings(BaseModel):
@@ -582,6 +608,14 @@ def _parse_list_text(name: str, raw: str, origin: str) -> Any:
             ) from None
     if name == "handlers_path":
         return _path_list(raw)
+    if name == "queues":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"invalid setting jobs.queues = {json.dumps(raw)} ({origin}): must be a JSON list of "
+                'queue names, e.g. ["email", "default"], or ["*"] for every queue'
+            ) from None
     return raw
 
 

@@ -58,6 +58,24 @@ class InvalidPayload(AybJobsError):
     """A handler rejected its payload; retrying cannot help, so the job fails without retry."""
 
 
+MAX_SNOOZE_S = 86_400
+
+
+class Snooze(Exception):
+    """Raised by a handler: "not yet, run me again in `seconds`".
+
+    The job is queued again at the database's now() + seconds; the attempt is not counted (the
+    job's `snoozes` goes up instead). 0 < seconds <= 86400.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        if not number or not 0 < seconds <= MAX_SNOOZE_S:
+            raise ValueError(f"Snooze takes 0 < seconds <= {MAX_SNOOZE_S}, got {seconds!r}")
+        super().__init__(f"snoozed for {seconds:g}s")
+        self.seconds = float(seconds)
+
+
 class NotFound(AybJobsError):
     """The job or schedule does not exist."""
 

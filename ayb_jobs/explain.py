@@ -112,8 +112,8 @@ def _queued(f: JobFacts) -> list[Reason]:
     reasons += _capacity(f)
     if f.run_at <= f.now and f.due_ahead:
         ahead = f"{f.due_ahead}+" if f.due_ahead_capped else str(f.due_ahead)
-        reasons.append(Reason("waiting_behind", f"{ahead} due jobs are ahead of it in its queue (claimed "
-                                                "oldest run_at first); it is claimed after them"))
+        reasons.append(Reason("waiting_behind", f"{ahead} due jobs are ahead of it in its queue (claimed by "
+                                                "priority, then oldest run_at); it is claimed after them"))
     if not reasons:
         reasons.append(Reason("due", f"due since {_at(f.run_at)}; a live daemon claims it at its next poll "
                                      "(at once when woken by NOTIFY)"))

@@ -54,6 +54,8 @@ _JOB_COUNTERS = {
     "recovered": "Jobs with an expired lease put back in the queue (or failed) by recovery.",
     "released": "Jobs released at shutdown without counting the attempt.",
     "lease_lost": "Outcomes discarded because the job's lease was lost.",
+    "snoozed": "Attempts whose handler asked to run later (ayb_jobs.Snooze); not counted as attempts.",
+    "canceled": "Running jobs stopped because an operator canceled them.",
 }
 
 
@@ -133,6 +135,17 @@ class Metrics:
 
     def lease_lost(self, job_type: str) -> None:
         self._jobs["lease_lost"][job_type] += 1
+
+    def snoozed(self, job_type: str) -> None:
+        self._jobs["snoozed"][job_type] += 1
+
+    def canceled(self, job_type: str, duration_s: float) -> None:
+        self._jobs["canceled"][job_type] += 1
+        self._durations[job_type].observe(duration_s)
+
+    def totals(self) -> dict[str, int]:
+        """Every job counter summed over the types, e.g. {"completed": 3, "failed": 0, ...}."""
+        return {name: sum(per_type.values()) for name, per_type in self._jobs.items()}
 
     def schedule_fired(self, schedule_name: str) -> None:
         self._schedule_fires[schedule_name] += 1

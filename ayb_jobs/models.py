@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+# Queue names follow the rule of job type names (migration 032 checks it too); lower priority runs first.
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+DEFAULT_QUEUE = "default"
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
 
 class JobState(StrEnum):
@@ -93,6 +99,8 @@ class Job:
     payload_error: str | None = None
     # Incremented by every claim and never reset: with the worker id, the fence of one claim.
     claim_seq: int = 0
+    queue: str = "default"
+    priority: int = 0
 
     @classmethod
     def from_record(cls, r: Any) -> Job:
@@ -108,6 +116,7 @@ class Job:
             payload_error=payload_error, claim_seq=r.get("claim_seq", 0),
             unique_key=r.get("unique_key"), snoozes=r.get("snoozes") or 0,
             result=decode_json(r.get("result")), cancel_requested_at=r.get("cancel_requested_at"),
+            queue=r["queue"], priority=r["priority"],
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -115,6 +124,7 @@ class Job:
             "id": str(self.id), "type": self.type, "payload": self.payload, "state": str(self.state),
             "runAt": iso(self.run_at), "attempts": self.attempts, "maxAttempts": self.max_attempts,
             "createdAt": iso(self.created_at), "updatedAt": iso(self.updated_at),
+            "queue": self.queue, "priority": self.priority,
         }
         optional = {
             "leaseUntil": iso(self.lease_until), "workerId": self.worker_id, "lastError": self.last_error,
@@ -146,6 +156,9 @@ class Schedule:
     updated_at: datetime
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
+    # None: the job type's policy decides (then the column default).
+    queue: str | None = None
+    priority: int | None = None
     overlap: str = "allow"
     misfire: str = "coalesce"
     misfire_max: int = 10
@@ -157,6 +170,7 @@ class Schedule:
             cron_expr=r["cron_expr"], timezone=r["timezone"], enabled=r["enabled"],
             max_attempts=r["max_attempts"], created_at=r["created_at"], updated_at=r["updated_at"],
             next_run_at=r["next_run_at"], last_run_at=r["last_run_at"],
+            queue=r["queue"], priority=r["priority"],
             overlap=r["overlap"], misfire=r["misfire"], misfire_max=r["misfire_max"],
         )
 
@@ -166,7 +180,7 @@ class Schedule:
             "cronExpr": self.cron_expr, "timezone": self.timezone, "enabled": self.enabled,
             "maxAttempts": self.max_attempts, "overlap": self.overlap, "misfire": self.misfire,
             "misfireMax": self.misfire_max, "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
+            "updatedAt": iso(self.updated_at), "queue": self.queue, "priority": self.priority,
         }
         if self.next_run_at is not None:
             out["nextRunAt"] = iso(self.next_run_at)
@@ -204,3 +218,6 @@ class NewJob:
     idempotency_key: str | None = None
     schedule_id: UUID | None = None
     unique_key: str | None = None
+    # None: the job type's policy (published in _ayb_job_types), then the column default.
+    queue: str | None = None
+    priority: int | None = None

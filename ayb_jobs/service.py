@@ -17,13 +17,24 @@ from uuid import UUID
 
 from ayb_jobs import cron, explain, fire_policy
 from ayb_jobs.audit import AuditAction, current_actor
-from ayb_jobs.db import ops_queries, queries
+from ayb_jobs.db import ops_queries, queries, queue_queries
 from ayb_jobs.db.ops_queries import AuditEntry, WorkerRow
 from ayb_jobs.db.queries import BulkFilter, FireRecord, NewSchedule, ScheduleChanges, translating
+from ayb_jobs.db.queue_queries import LiveCounts, QueueRow
 from ayb_jobs.errors import Conflict, InvalidInput, NotFound
 from ayb_jobs.handlers import Registry
 from ayb_jobs.health import HealthMonitor, HealthReport
-from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule, iso
+from ayb_jobs.models import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    QUEUE_NAME,
+    Job,
+    JobState,
+    JobStats,
+    NewJob,
+    Schedule,
+    iso,
+)
 from ayb_jobs.wakeup import NotifyThrottle
 
 MAX_LIST_LIMIT = 500
@@ -76,6 +87,34 @@ class JobTypeInfo:
     type: str
     builtin: bool
     description: str
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    has_backoff: bool = False
+
+
+# A queue's concurrency limit: at least 1; None means unlimited.
+MAX_QUEUE_CONCURRENCY = 100_000
+
+
+def check_queue_name(name: Any, field: str = "queue") -> str:
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        shown = repr(name)[:60]
+        raise InvalidInput(f"{field} must be 1-100 of [A-Za-z0-9_.:-], got {shown}", field=field)
+    return name
+
+
+def check_priority(value: Any, field: str = "priority") -> None:
+    if value is not None and (type(value) is not int or not MIN_PRIORITY <= value <= MAX_PRIORITY):
+        raise InvalidInput(f"{field} must be a whole number from {MIN_PRIORITY} (runs first) to "
+                           f"{MAX_PRIORITY}, got {value!r}", field=field)
+
+
+def check_concurrency(value: Any, field: str = "concurrency") -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= MAX_QUEUE_CONCURRENCY):
+        raise InvalidInput(f"{field} must be a whole number from 1 to {MAX_QUEUE_CONCURRENCY} "
+                           f"(or null for no limit), got {value!r}", field=field)
 
 
 def _check_max_attempts(value: int | None, field: str = "maxAttempts") -> None:
@@ -100,8 +139,8 @@ def _check_bulk(action: str, where: BulkFilter) -> None:
     if action not in BULK_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}; got '{action}'", field="action")
     if where.is_empty():
-        raise InvalidInput("filter must set at least one of state, type, ids, errorContains, createdBefore "
-                           "(a bulk action never applies to every job)", field="filter")
+        raise InvalidInput("filter must set at least one of state, type, queue, ids, errorContains, "
+                           "createdBefore (a bulk action never applies to every job)", field="filter")
     if where.state is not None and where.state not in set(JobState):
         raise InvalidInput(f"filter.state must be one of {', '.join(JobState)}; got '{where.state}'",
                            field="filter.state")
@@ -165,17 +204,23 @@ class JobService:
 
     async def enqueue(self, job_type: str, payload: dict[str, Any] | None = None, *,
                       run_at: datetime | None = None, max_attempts: int | None = None,
-                      idempotency_key: str | None = None, unique_key: str | None = None) -> Job:
+                      idempotency_key: str | None = None, unique_key: str | None = None,
+                      queue: str | None = None, priority: int | None = None) -> Job:
         """A new queued job; or, when `unique_key` is held by a queued or running job, that job
-        (with `deduplicated` set, and nothing inserted)."""
+        (with `deduplicated` set, and nothing inserted). Queue, priority and max_attempts left out
+        come from the type's policy (_ayb_job_types)."""
         self.registry.require(job_type)
         _check_payload(payload)
         _check_max_attempts(max_attempts)
         _check_key(idempotency_key)
         _check_key(unique_key, "uniqueKey")
+        if queue is not None:
+            check_queue_name(queue)
+        check_priority(priority)
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidInput("runAt must include a timezone (e.g. 2026-01-01T00:00:00Z)", field="runAt")
-        new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key, unique_key=unique_key)
+        new = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key, unique_key=unique_key,
+                     queue=queue, priority=priority)
         notify_now = self._throttle.take()
         async with self._change() as conn:
             [job] = await queries.enqueue_jobs(conn, [new], default_max_attempts=self.default_max_attempts,
@@ -191,7 +236,7 @@ class JobService:
 
     async def list_jobs(self, *, state: str | None = None, job_type: str | None = None, limit: int = 50,
                         offset: int = 0, schedule_id: UUID | None = None, search: str | None = None,
-                        full: bool = True) -> tuple[list[Job], int]:
+                        full: bool = True, queue: str | None = None) -> tuple[list[Job], int]:
         """A page of jobs, newest first, and the total matching.
 
         `state` also takes "due" and "scheduled": queued jobs whose run_at has come or not yet.
@@ -209,7 +254,7 @@ class JobService:
         timing = state if state in _TIMINGS else None
         where = queries.JobFilter(
             state=JobState.QUEUED if timing else state, job_type=job_type, timing=timing,
-            schedule_id=schedule_id, search=search or None,
+            schedule_id=schedule_id, search=search or None, queue=queue,
         )
         return await queries.list_jobs(self.pool, limit=limit, offset=offset, where=where, full=full)
 
@@ -222,9 +267,12 @@ class JobService:
         return JobTimeline.build(current, minutes, rows)
 
     async def cancel_job(self, job_id: UUID) -> Job:
+        """Cancel a queued job; for a running one, request it (the job comes back still running,
+        with cancel_requested_at set: its daemon stops the handler and ends it canceled)."""
         async with self._change() as conn:
             job = await queries.cancel_job(conn, job_id)
-            await _audit(conn, AuditAction.JOB_CANCEL, job.id, {"type": job.type})
+            detail = {"type": job.type, **({"requested": True} if job.state == JobState.RUNNING else {})}
+            await _audit(conn, AuditAction.JOB_CANCEL, job.id, detail)
         return job
 
     async def retry_job(self, job_id: UUID) -> Job:
@@ -267,18 +315,70 @@ class JobService:
     async def stats(self) -> JobStats:
         return await queries.job_stats(self.pool)
 
+    async def job_breakdown(self) -> tuple[dict[str, LiveCounts], dict[str, LiveCounts]]:
+        """Live jobs (queued, scheduled, running) per queue and per type."""
+        return await queue_queries.job_breakdown(self.pool)
+
     def job_types(self) -> list[JobTypeInfo]:
-        return [JobTypeInfo(t.name, t.builtin, t.description) for t in self.registry.types()]
+        return [JobTypeInfo(t.name, t.builtin, t.description, t.queue, t.priority, t.max_attempts,
+                            t.timeout_s, t.backoff is not None) for t in self.registry.types()]
+
+    # --- queues ----------------------------------------------------------------------------------
+
+    async def list_queues(self) -> list[QueueRow]:
+        """Every queue with settings or live jobs, with its depth."""
+        return await queue_queries.list_queues(self.pool)
+
+    async def get_queue(self, name: str) -> QueueRow:
+        check_queue_name(name, "name")
+        return await self._read_queue(self.pool, name)
+
+    async def update_queue(self, name: str, *, paused: bool | None = None, concurrency: int | None = None,
+                           clear_concurrency: bool = False) -> QueueRow:
+        """Change the given settings (a queue needs no row to exist; this creates it)."""
+        check_queue_name(name, "name")
+        check_concurrency(concurrency)
+        if paused is not None and not isinstance(paused, bool):
+            raise InvalidInput(f"paused must be true or false, got {paused!r}", field="paused")
+        if paused is None and concurrency is None and not clear_concurrency:
+            return await self._read_queue(self.pool, name)  # nothing to change (and nothing to audit)
+        action = AuditAction.QUEUE_UPDATE
+        if concurrency is None and not clear_concurrency and paused is not None:
+            action = AuditAction.QUEUE_PAUSE if paused else AuditAction.QUEUE_RESUME
+        detail: dict[str, Any] = {}
+        if paused is not None:
+            detail["paused"] = paused
+        if concurrency is not None or clear_concurrency:
+            detail["concurrency"] = concurrency
+        async with self._change() as conn:
+            await queue_queries.set_queue(conn, name, paused=paused, concurrency=concurrency,
+                                          clear_concurrency=clear_concurrency)
+            await _audit(conn, action, name, detail)
+            queue = await self._read_queue(conn, name)
+        if paused is False or clear_concurrency or concurrency is not None:
+            self._on_enqueued()  # jobs may be claimable now: wake this daemon's poller
+        return queue
+
+    async def _read_queue(self, db: Any, name: str) -> QueueRow:
+        found = await queue_queries.list_queues(db, name)
+        if not found:
+            raise NotFound(f"queue '{name}' has no settings and no queued or running jobs")
+        return found[0]
 
     # --- schedules -------------------------------------------------------------------------------
 
     async def create_schedule(self, *, name: str, job_type: str, cron_expr: str, timezone: str | None = None,
                               payload: dict[str, Any] | None = None, enabled: bool | None = None,
                               max_attempts: int | None = None, overlap: str | None = None,
-                              misfire: str | None = None, misfire_max: int | None = None) -> Schedule:
+                              misfire: str | None = None, misfire_max: int | None = None,
+                              queue: str | None = None, priority: int | None = None) -> Schedule:
+        """queue/priority None: each job gets the type's policy when it is enqueued."""
         if not SCHEDULE_NAME.match(name):
             raise InvalidInput("name must be 1-100 of [A-Za-z0-9_.:-]", field="name")
-        self.registry.require(job_type)
+        job = self.registry.require(job_type)
+        if queue is not None:
+            check_queue_name(queue)
+        check_priority(priority)
         expr = cron.validate_cron(cron_expr)
         tz = timezone or "UTC"
         cron.validate_timezone(tz)
@@ -289,8 +389,8 @@ class JobService:
         now = await queries.db_now(self.pool)
         next_run = cron.next_fire_after(expr, tz, now) if enabled else None
         new = NewSchedule(name, job_type, expr, tz, payload or {}, enabled,
-                          max_attempts or self.default_max_attempts, overlap or "allow",
-                          misfire or "coalesce", misfire_max or 10)
+                          max_attempts or job.max_attempts or self.default_max_attempts, overlap or "allow",
+                          misfire or "coalesce", misfire_max or 10, queue, priority)
         async with self._change() as conn:
             schedule = await queries.create_schedule(conn, new, next_run_at=next_run)
             await _audit(conn, AuditAction.SCHEDULE_CREATE, schedule.id, _schedule_detail(schedule))
@@ -307,17 +407,24 @@ class JobService:
                               timezone: str | None = None, payload: dict[str, Any] | None = None,
                               enabled: bool | None = None, max_attempts: int | None = None,
                               overlap: str | None = None, misfire: str | None = None,
-                              misfire_max: int | None = None) -> Schedule:
+                              misfire_max: int | None = None, queue: str | None = None,
+                              priority: int | None = None, clear_queue: bool = False,
+                              clear_priority: bool = False) -> Schedule:
+        """`clear_queue`/`clear_priority` hand the field back to the job type's policy."""
+        if queue is not None:
+            check_queue_name(queue)
+        check_priority(priority)
         return await self._update_schedule(schedule_id, AuditAction.SCHEDULE_UPDATE, cron_expr=cron_expr,
                                            timezone=timezone, payload=payload, enabled=enabled,
                                            max_attempts=max_attempts, overlap=overlap, misfire=misfire,
-                                           misfire_max=misfire_max)
+                                           misfire_max=misfire_max, queue=queue, priority=priority,
+                                           clear_queue=clear_queue, clear_priority=clear_priority)
 
     async def _update_schedule(self, schedule_id: UUID, action: AuditAction, *, cron_expr: str | None = None,
                                timezone: str | None = None, payload: dict[str, Any] | None = None,
                                enabled: bool | None = None, max_attempts: int | None = None,
                                overlap: str | None = None, misfire: str | None = None,
-                               misfire_max: int | None = None) -> Schedule:
+                               misfire_max: int | None = None, **queueing: Any) -> Schedule:
         expr = cron.validate_cron(cron_expr) if cron_expr is not None else None
         if timezone is not None:
             cron.validate_timezone(timezone)
@@ -325,7 +432,7 @@ class JobService:
         _check_max_attempts(max_attempts)
         _check_policies(overlap, misfire, misfire_max)
         changes = ScheduleChanges(expr, timezone, payload, enabled, max_attempts, overlap=overlap,
-                                  misfire=misfire, misfire_max=misfire_max)
+                                  misfire=misfire, misfire_max=misfire_max, **queueing)
         for _ in range(_UPDATE_TRIES):
             read = await queries.schedule_timing_inputs(self.pool, schedule_id)
             final_expr, final_tz = expr or read.cron_expr, timezone or read.timezone
@@ -450,12 +557,15 @@ def _job_facts(row: Any, holder: Any, locked: bool) -> explain.JobFacts:
         completed_at=row["completed_at"], canceled_at=row["canceled_at"],
         cancel_requested_at=row["cancel_requested_at"], updated_at=row["updated_at"],
         due_ahead=row["due_ahead"], due_ahead_capped=row["due_ahead"] >= EXPLAIN_AHEAD_CAP,
-        workers=workers, lock=lock)
+        workers=workers, lock=lock,
+        queue=explain.QueueFacts(row["queue"], row["queue_paused_at"], row["queue_limit"],
+                                 row["queue_running"]))
 
 
 def _job_detail(job: Job) -> dict[str, Any]:
     # The payload is left out: it may hold personal data or secrets, and can be large.
-    detail: dict[str, Any] = {"type": job.type, "runAt": iso(job.run_at), "maxAttempts": job.max_attempts}
+    detail: dict[str, Any] = {"type": job.type, "runAt": iso(job.run_at), "maxAttempts": job.max_attempts,
+                              "queue": job.queue, "priority": job.priority}
     if job.idempotency_key is not None:
         detail["idempotencyKey"] = job.idempotency_key
     if job.unique_key is not None:
@@ -468,14 +578,17 @@ def _job_detail(job: Job) -> dict[str, Any]:
 def _schedule_detail(s: Schedule) -> dict[str, Any]:
     return {"name": s.name, "jobType": s.job_type, "cronExpr": s.cron_expr, "timezone": s.timezone,
             "enabled": s.enabled, "maxAttempts": s.max_attempts, "overlap": s.overlap, "misfire": s.misfire,
-            "misfireMax": s.misfire_max}
+            "misfireMax": s.misfire_max, "queue": s.queue, "priority": s.priority}
 
 
 def _changed_fields(ch: ScheduleChanges) -> dict[str, Any]:
     fields = {"cronExpr": ch.cron_expr, "timezone": ch.timezone, "enabled": ch.enabled,
               "maxAttempts": ch.max_attempts, "jobType": ch.job_type, "overlap": ch.overlap,
-              "misfire": ch.misfire, "misfireMax": ch.misfire_max}
+              "misfire": ch.misfire, "misfireMax": ch.misfire_max, "queue": ch.queue,
+              "priority": ch.priority}
     detail = {k: v for k, v in fields.items() if v is not None}
+    detail.update({k: None for k, cleared in (("queue", ch.clear_queue), ("priority", ch.clear_priority))
+                   if cleared})
     if ch.payload is not None:
         detail["payload"] = "changed"  # the value is left out, as for jobs
     return detail

@@ -51,14 +51,17 @@ _KEY_OWNER = _format_style(SQL["job_ids_by_keys"])
 def enqueue(conn: Any, job_type: str, payload: dict[str, Any] | None = None, *,
             run_at: datetime | None = None, max_attempts: int | None = None,
             idempotency_key: str | None = None, unique_key: str | None = None,
+            queue: str | None = None, priority: int | None = None,
             default_max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> UUID:
     """Insert a queued job in the connection's current transaction and return its id.
 
     With `unique_key` held by a queued or running job, nothing is inserted and that job's id is
     returned. A taken `idempotency_key` raises DuplicateJob (the transaction stays usable: the
-    statement skips the row instead of failing).
+    statement skips the row instead of failing). Queue, priority and max_attempts left out come from
+    the type's policy in _ayb_job_types, as for every other enqueue.
     """
-    job = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key, unique_key=unique_key)
+    job = NewJob(job_type, payload or {}, run_at, max_attempts, idempotency_key, unique_key=unique_key,
+                 queue=queue, priority=priority)
     check_new_job(job)
     args = enqueue_args([job], default_max_attempts=default_max_attempts, notify=True)
     cursor = conn.cursor()

@@ -36,6 +36,7 @@ VALID_BY_VALIDATOR = {
     "_token": "empty, or at least 16 characters",
     "_listen": "`host:port` (IPv6 as `[::1]:8090`)",
     "_handlers": 'list of distinct `"module:callable"`',
+    "_queues": 'non-empty list of distinct queue names, or `["*"]`',
     "_directories": "list of directory paths",
     "_non_empty": "non-empty string",
     "_string": "path (string)",

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ayb_jobs import __version__
-from ayb_jobs.api import health, ops_routes, routes
+from ayb_jobs.api import health, ops_routes, queue_routes, routes
 from ayb_jobs.api import schemas as s
 from ayb_jobs.api.auth import AdminAuthMiddleware
 from ayb_jobs.api.errors import BodyLimitMiddleware, install_error_handlers
@@ -42,6 +42,7 @@ def create_app(
     app.state.stats = SharedRead(lambda: service.stats()) if service is not None else None
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(queue_routes.router)
     app.include_router(health.router)
     ops_routes.install(app)  # /api/admin/health, /audit, /workers and the audit actor middleware
     if _mount_dashboard(app):
@@ -89,7 +90,7 @@ class HeadAsGetMiddleware:
 
 # Request bodies are parsed by the routes (strict JSON, messages in the envelope), so FastAPI does not
 # see their models; they are added to the schema here, and FastAPI's 422 entries are removed.
-_BODY_MODELS = (s.EnqueueJob, s.BulkAction, s.CreateSchedule, s.UpdateSchedule)
+_BODY_MODELS = (s.EnqueueJob, s.BulkAction, s.CreateSchedule, s.UpdateSchedule, s.UpdateQueue)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

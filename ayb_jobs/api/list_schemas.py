@@ -28,6 +28,8 @@ class JobSummaryOut(BaseModel):
     scheduleId: Uuid | None = None
     completedAt: IsoTime | None = None
     canceledAt: IsoTime | None = None
+    queue: str
+    priority: int
 
 
 class JobPage(BaseModel):

@@ -164,6 +164,7 @@ async def list_jobs(
         "Search: jobs whose id, type, last error or payload text contains this text "
         "(case-insensitive).")), _text_schema(MAX_SEARCH_LENGTH)] = None,
     scheduleId: Annotated[Id | None, Query(description="Only jobs a schedule enqueued.")] = None,
+    queue: Annotated[str | None, Query(description="Only jobs of this queue."), _text_schema(100)] = None,
     view: Annotated[str | None, Query(description=(
         "`summary`: rows without payload and error history, last error cut to 300 characters."
         " Default `full`.")), WithJsonSchema({"type": "string", "enum": ["full", "summary"]})] = None,
@@ -178,7 +179,7 @@ async def list_jobs(
         limit=_int_query(limit, "limit", 1, MAX_LIST_LIMIT, 50),
         offset=_int_query(offset, "offset", 0, MAX_OFFSET, 0),
         schedule_id=_uuid(scheduleId, "schedule") if scheduleId is not None else None,
-        search=_filter_text(q, "q", MAX_SEARCH_LENGTH), full=full,
+        search=_filter_text(q, "q", MAX_SEARCH_LENGTH), full=full, queue=_filter_text(queue, "queue", 100),
     )
     items = [j.to_api() if full else _summary(j) for j in jobs]
     return _json({"items": items, "count": len(jobs), "total": total})
@@ -207,7 +208,11 @@ async def job_timeline(
 @router.get("/jobs/stats", response_model=s.JobStatsOut, tags=["jobs"], summary="Counts per state")
 async def job_stats(service: Service, request: Request) -> JSONResponse:
     # Fresh, but concurrent requests share one read (app.py: app.state.stats wraps service.stats).
-    return _json((await request.app.state.stats.get(max_age_s=0)).to_api())
+    stats = (await request.app.state.stats.get(max_age_s=0)).to_api()
+    by_queue, by_type = await service.job_breakdown()
+    stats["byQueue"] = {name: c.to_api() for name, c in by_queue.items()}
+    stats["byType"] = {name: c.to_api() for name, c in by_type.items()}
+    return _json(stats)
 
 
 @router.get("/jobs/{job_id:job_id}", response_model=s.JobOut, responses=_ID, tags=["jobs"], summary="One job")
@@ -247,6 +252,8 @@ async def enqueue_job(service: Service, request: Request) -> JSONResponse:
         run_at=body.runAt,
         max_attempts=body.maxAttempts,
         idempotency_key=body.idempotencyKey,
+        queue=body.queue,
+        priority=body.priority,
         unique_key=body.uniqueKey,
     )
     if job.deduplicated:
@@ -272,6 +279,7 @@ async def bulk_jobs(service: Service, request: Request) -> JSONResponse:
     f = body.filter
     where = BulkFilter(
         state=f.state, job_type=f.type, error_contains=f.errorContains, created_before=f.createdBefore,
+        queue=f.queue,
         ids=[_uuid(i, "job") for i in f.ids] if f.ids is not None else None,
     )
     result = await service.bulk(body.action, where, dry_run=body.dryRun)
@@ -306,17 +314,26 @@ async def retry_job(service: Service, job_id: Id) -> JSONResponse:
     "/jobs/{job_id}/cancel",
     response_model=s.JobOut,
     tags=["jobs"],
-    responses={**_ID, **s.error_responses(409)},
-    summary="Cancel a queued job",
+    responses={
+        202: {"model": s.JobOut, "description": (
+            "The job is running: the cancel was requested (`cancelRequestedAt`); the daemon that runs "
+            "it stops the handler within about a second and the job ends `canceled`.")},
+        **_ID, **s.error_responses(409),
+    },
+    summary="Cancel a queued job now, or ask for a running one to be stopped",
 )
 async def cancel_job(service: Service, job_id: Id) -> JSONResponse:
-    return _json((await service.cancel_job(_uuid(job_id, "job"))).to_api())
+    job = await service.cancel_job(_uuid(job_id, "job"))
+    return _json(job.to_api(), 202 if job.state == "running" else 200)
 
 
 @router.get("/job-types", response_model=s.JobTypeList, tags=["jobs"], summary="Registered job types")
 async def job_types(service: Service) -> JSONResponse:
     items = [
-        {"type": t.type, "builtin": t.builtin, "description": t.description} for t in service.job_types()
+        {"type": t.type, "builtin": t.builtin, "description": t.description, "queue": t.queue,
+         "priority": t.priority, "maxAttempts": t.max_attempts, "timeoutS": t.timeout_s,
+         "customBackoff": t.has_backoff}
+        for t in service.job_types()
     ]
     return _json({"items": items})
 
@@ -365,6 +382,8 @@ async def create_schedule(service: Service, request: Request) -> JSONResponse:
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        queue=body.queue,
+        priority=body.priority,
         overlap=body.overlap,
         misfire=body.misfire,
         misfire_max=body.misfireMax,
@@ -395,6 +414,11 @@ async def update_schedule(service: Service, schedule_id: Id, request: Request) -
         payload=body.payload,
         enabled=body.enabled,
         max_attempts=body.maxAttempts,
+        queue=body.queue,
+        priority=body.priority,
+        # An explicit null hands the field back to the job type's policy.
+        clear_queue="queue" in body.model_fields_set and body.queue is None,
+        clear_priority="priority" in body.model_fields_set and body.priority is None,
         overlap=body.overlap,
         misfire=body.misfire,
         misfire_max=body.misfireMax,

@@ -25,7 +25,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ayb_jobs.models import JobState
+from ayb_jobs.models import MAX_PRIORITY, MIN_PRIORITY, JobState
 
 MAX_JSON_DEPTH = 64
 # runAt outside this range is a mistake (year 1 is stored as -infinity; year 9999 is at the end of
@@ -112,6 +112,16 @@ MaxAttempts = Annotated[
 RunAt = Annotated[Time, AfterValidator(check_run_at),
                   Field(description="When the job becomes due (default now); 1970 to 9999.")]
 TypeName = _text(100)
+QueueName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+                                       description="1-100 of [A-Za-z0-9_.:-]")]
+Priority = Annotated[StrictInt, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY,
+                                      description="-100 to 100; lower runs first (default 0)."),
+                     BeforeValidator(integral)]
+Concurrency = Annotated[
+    StrictInt,
+    Field(ge=1, le=100_000, description="At most this many of its jobs run at once, across all daemons."),
+    BeforeValidator(integral),
+]
 Overlap = Annotated[Literal["allow", "skip"], Field(
     description="allow (default): a slot enqueues even while the previous job runs; skip: a slot is "
                 "skipped (recorded skipped_overlap) while a job of this schedule is queued or running.")]
@@ -137,6 +147,8 @@ class EnqueueJob(_Request):
     uniqueKey: Annotated[_text(255) | None, Field(
         description="Unique while active: if a job with this key is queued or running, that job is "
                     "returned (200, `deduplicated: true`) and nothing is inserted.")] = None
+    queue: QueueName | None = Field(None, description="Default: the job type's queue, else `default`.")
+    priority: Priority | None = Field(None, description="Default: the job type's priority, else 0.")
 
 
 class BulkFilterIn(_Request):
@@ -147,6 +159,7 @@ class BulkFilterIn(_Request):
     state: Annotated[_text(20), Field(description="Only jobs in this state.",
                                       json_schema_extra={"enum": [str(x) for x in JobState]})] = None
     type: Annotated[TypeName, Field(description="Only jobs of this exact type.")] = None
+    queue: Annotated[QueueName, Field(description="Only jobs of this queue.")] = None
     ids: Annotated[list[_text(36)], Field(min_length=1, max_length=10_000, description="Only these jobs.",
                                           json_schema_extra={"items": {"type": "string",
                                                                        "format": "uuid"}})] = None
@@ -174,6 +187,8 @@ class CreateSchedule(_Request):
     overlap: Overlap | None = None
     misfire: Misfire | None = None
     misfireMax: MisfireMax | None = None
+    queue: QueueName | None = Field(None, description="Its jobs' queue; absent or null: the job type's.")
+    priority: Priority | None = Field(None, description="Its jobs' priority; absent or null: the job type's.")
 
 
 class UpdateSchedule(_Request):
@@ -185,6 +200,16 @@ class UpdateSchedule(_Request):
     overlap: Overlap | None = None
     misfire: Misfire | None = None
     misfireMax: MisfireMax | None = None
+    queue: QueueName | None = Field(None, description="null hands the queue back to the job type's policy.")
+    priority: Priority | None = Field(None, description="null hands the priority back to the job type's.")
+
+
+class UpdateQueue(_Request):
+    """Absent (or null `paused`) leaves a setting as it is; an empty body just reads the queue."""
+
+    paused: StrictBool | None = Field(None, description="A paused queue's jobs are not claimed; running "
+                                                        "ones finish.")
+    concurrency: Concurrency | None = Field(None, description="Global limit of running jobs; null clears it.")
 
 
 # --- responses (documentation only) ------------------------------------------------------------------
@@ -235,6 +260,8 @@ class JobOut(BaseModel):
         "The handler's return value as JSON, when it returned one; a return value over 64 KiB is "
         'stored as {"truncated": true, "bytes": N}.'))
     errors: list[JobError] = Field(default_factory=list, description="The last failures, oldest first.")
+    queue: str
+    priority: int = Field(description="Lower runs first.")
     payloadError: str | None = Field(None, description=(
         "Set when the stored payload cannot be read (e.g. written by plain SQL with a number of "
         "thousands of digits, nesting thousands deep, or not an object); `payload` is then `{}` "
@@ -253,6 +280,12 @@ class JobList(BaseModel):
     total: int = Field(description="Jobs matching the filters.")
 
 
+class LiveCountsOut(BaseModel):
+    queued: int = Field(description="Queued, scheduled ones included.")
+    scheduled: int = Field(description="Queued with runAt in the future.")
+    running: int
+
+
 _COUNT = "Jobs in this state: exact up to 1,000, above that estimated from the table's statistics."
 
 
@@ -267,6 +300,8 @@ class JobStatsOut(BaseModel):
     canceled: int = Field(description=_COUNT)
     scheduled: int = Field(description="Queued jobs whose runAt is in the future (exact up to 1,000).")
     oldestQueuedAgeSec: float = Field(ge=0, description="Age of the oldest due queued job (0 if none).")
+    byQueue: dict[str, LiveCountsOut] = Field(description="Live jobs per queue (exact).")
+    byType: dict[str, LiveCountsOut] = Field(description="Live jobs per job type (exact).")
 
 
 class BulkResultOut(BaseModel):
@@ -280,6 +315,11 @@ class JobTypeOut(BaseModel):
     type: str
     builtin: bool
     description: str
+    queue: str | None = Field(None, description="Queue its jobs go to when the enqueue names none.")
+    priority: int | None = Field(None, description="Priority its jobs get when the enqueue gives none.")
+    maxAttempts: int | None = Field(None, description="Total runs allowed when the enqueue gives none.")
+    timeoutS: float | None = Field(None, description="Its own run time limit (else jobs.job_timeout_s).")
+    customBackoff: bool = Field(False, description="Retries wait by the type's own backoff function.")
 
 
 class JobTypeList(BaseModel):
@@ -302,6 +342,22 @@ class ScheduleOut(BaseModel):
     misfireMax: int
     nextRunAt: IsoTime | None = None
     lastRunAt: IsoTime | None = None
+    queue: str | None = Field(description="Its jobs' queue; null: the job type's, else `default`.")
+    priority: int | None = Field(description="Its jobs' priority; null: the job type's, else 0.")
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    concurrency: int | None = Field(description="Global limit of running jobs; null = unlimited.")
+    queued: int = Field(description="Queued jobs, scheduled ones included.")
+    running: int
+    scheduled: int = Field(description="Queued jobs whose runAt is in the future.")
+    oldestDueAgeSec: float = Field(ge=0, description="How long the oldest due job has waited (0 if none).")
+
+
+class QueueList(BaseModel):
+    items: list[QueueOut]
 
 
 class ScheduleList(BaseModel):
@@ -354,7 +410,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Invalid input; the message names the field and the reason.",
         401: "Missing or wrong admin token.",
-        404: "No such job or schedule.",
+        404: "No such job, schedule or queue.",
         409: "Conflicts with the current state.",
         413: "Request body larger than 1 MiB.",
         503: "Job queue not enabled, or the database is unavailable.",

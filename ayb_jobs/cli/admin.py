@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -32,9 +33,10 @@ def add_commands(
     subparsers action already adds them to every parser."""
     _add_jobs(subparsers, list(parents))
     _add_schedules(subparsers, list(parents))
-    from ayb_jobs.cli import ops  # audit list, workers list (imports this module's helpers)
+    from ayb_jobs.cli import ops, queues  # audit, workers, queues (they import this module's helpers)
 
     ops.add_commands(subparsers, list(parents))
+    queues.add_commands(subparsers, list(parents))
 
 
 def _leaf(
@@ -63,6 +65,7 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p = _leaf(sub, "list", parents, cmd_jobs_list, "list jobs, newest first")
     p.add_argument("--state", help="queued, running, completed, failed or canceled")
     p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--queue", metavar="NAME", help="only jobs of this queue")
     p.add_argument("--limit", metavar="N", help="at most N jobs (1-500, default 50)")
     p.add_argument("--offset", metavar="N", help="skip the first N jobs")
     _leaf(sub, "get", parents, cmd_jobs_get, "show one job").add_argument("id", metavar="ID")
@@ -76,10 +79,12 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("--idempotency-key", metavar="K", help="reject a second job with the same key")
     p.add_argument("--unique-key", metavar="K",
                    help="if a job with this key is queued or running, return it instead of adding one")
+    _queue_fields(p, "the job type's queue, else default", "the job type's, else 0")
     _leaf(sub, "retry", parents, cmd_jobs_retry, "queue a failed or canceled job again").add_argument(
         "id", metavar="ID"
     )
-    _leaf(sub, "cancel", parents, cmd_jobs_cancel, "cancel a queued job").add_argument("id", metavar="ID")
+    _leaf(sub, "cancel", parents, cmd_jobs_cancel,
+          "cancel a queued job, or stop a running one").add_argument("id", metavar="ID")
     _leaf(sub, "delete", parents, cmd_jobs_delete, "delete a completed, failed or canceled job").add_argument(
         "id", metavar="ID")
     p = _leaf(sub, "bulk", parents, cmd_jobs_bulk,
@@ -87,12 +92,19 @@ def _add_jobs(subparsers: argparse._SubParsersAction, parents: list[argparse.Arg
     p.add_argument("action", metavar="ACTION", help="retry, cancel or delete")
     p.add_argument("--state", help="only jobs in this state")
     p.add_argument("--type", dest="job_type", metavar="TYPE", help="only jobs of this type")
+    p.add_argument("--queue", metavar="NAME", help="only jobs of this queue")
     p.add_argument("--ids", metavar="ID,ID,...", help="only these jobs (comma-separated UUIDs)")
     p.add_argument("--error-contains", metavar="TEXT", help="only jobs whose last error contains TEXT")
     p.add_argument("--created-before", metavar="ISO", help="only jobs created before this time")
     p.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
     _leaf(sub, "stats", parents, cmd_jobs_stats, "job counts per state")
     _leaf(sub, "types", parents, cmd_jobs_types, "the job types the daemon has handlers for")
+
+
+def _queue_fields(p: argparse.ArgumentParser, queue_default: str, priority_default: str) -> None:
+    p.add_argument("--queue", metavar="NAME", help=f"queue to run in (default: {queue_default})")
+    p.add_argument("--priority", metavar="N",
+                   help=f"-100 to 100, lower runs first (default: {priority_default})")
 
 
 def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False) -> None:
@@ -102,6 +114,7 @@ def _schedule_fields(p: argparse.ArgumentParser, *, cron_required: bool = False)
     p.add_argument("--payload", metavar="JSON", help="a JSON object")
     p.add_argument("--enabled", metavar="true|false")
     p.add_argument("--max-attempts", metavar="N", help="total runs allowed (1-100)")
+    _queue_fields(p, "the job type's; 'none' hands it back to the type", "the job type's; 'none' likewise")
     p.add_argument("--overlap", metavar="allow|skip",
                    help="skip: no new run while the previous job is queued or running (default allow)")
     p.add_argument("--misfire", metavar="coalesce|skip|all",
@@ -211,6 +224,19 @@ def parse_timezone(text: str | None) -> str | None:
     return text
 
 
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def parse_queue(text: str | None, flag: str = "--queue") -> str | None:
+    if text is not None and not QUEUE_NAME_RE.match(text):
+        raise InvalidInput(f"{flag} must be 1-100 of [A-Za-z0-9_.:-], got '{text}'")
+    return text
+
+
+def parse_priority(text: str | None) -> int | None:
+    return parse_int(text, "--priority", -100, 100)
+
+
 def parse_state(text: str | None) -> str | None:
     if text is not None and text not in set(JobState):
         raise InvalidInput(f"--state must be one of {', '.join(JobState)}, got '{text}'")
@@ -253,6 +279,8 @@ def _job_rows(jobs: list[dict[str, Any]]) -> str:
             j["id"],
             j["type"],
             j["state"],
+            j.get("queue", ""),
+            j.get("priority", ""),
             f"{j['attempts']}/{j['maxAttempts']}",
             j["runAt"],
             j["createdAt"],
@@ -260,7 +288,8 @@ def _job_rows(jobs: list[dict[str, Any]]) -> str:
         )
         for j in jobs
     ]
-    return table(("ID", "TYPE", "STATE", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR"), rows)
+    headers = ("ID", "TYPE", "STATE", "QUEUE", "PRIO", "ATTEMPTS", "RUN AT", "CREATED", "LAST ERROR")
+    return table(headers, rows)
 
 
 def _details(obj: dict[str, Any]) -> str:
@@ -290,6 +319,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     params = {
         "state": parse_state(args.state),
         "type": args.job_type,
+        "queue": parse_queue(args.queue),
         "limit": parse_int(args.limit, "--limit", 1, 500),
         "offset": parse_int(args.offset, "--offset", 0),
     }
@@ -321,6 +351,8 @@ def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
         "maxAttempts": parse_int(args.max_attempts, "--max-attempts", 1, 100),
         "idempotencyKey": args.idempotency_key,
         "uniqueKey": args.unique_key,
+        "queue": parse_queue(args.queue),
+        "priority": parse_priority(args.priority),
     }
     data = _call(args, "POST", "/jobs", body={k: v for k, v in body.items() if v is not None})
 
@@ -328,7 +360,8 @@ def cmd_jobs_enqueue(args: argparse.Namespace) -> int:
         if j.get("deduplicated"):
             return (f"job {j['id']} ({j['type']}) holding unique key '{j['uniqueKey']}' is already "
                     f"{j['state']}; nothing enqueued")
-        return f"enqueued job {j['id']} ({j['type']}), runs at {j['runAt']}"
+        return (f"enqueued job {j['id']} ({j['type']}) in queue {j['queue']} with priority "
+                f"{j['priority']}, runs at {j['runAt']}")
 
     return _emit(args, data, text)
 
@@ -340,7 +373,13 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     data = _call(args, "POST", f"/jobs/{parse_uuid(args.id, 'job')}/cancel")
-    return _emit(args, data, lambda j: f"job {j['id']} ({j['type']}) canceled")
+
+    def text(j: dict[str, Any]) -> str:
+        if j["state"] == "running":
+            return f"job {j['id']} ({j['type']}) is running: cancel requested, its daemon stops it shortly"
+        return f"job {j['id']} ({j['type']}) canceled"
+
+    return _emit(args, data, text)
 
 
 def cmd_jobs_delete(args: argparse.Namespace) -> int:
@@ -359,14 +398,15 @@ def cmd_jobs_bulk(args: argparse.Namespace) -> int:
     where = {
         "state": parse_state(args.state),
         "type": args.job_type,
+        "queue": parse_queue(args.queue),
         "ids": ids,
         "errorContains": args.error_contains,
         "createdBefore": parse_time(args.created_before, "--created-before"),
     }
     where = {k: v for k, v in where.items() if v is not None}
     if not where:
-        raise InvalidInput("give at least one filter: --state, --type, --ids, --error-contains or "
-                           "--created-before (a bulk action never applies to every job)")
+        raise InvalidInput("give at least one filter: --state, --type, --queue, --ids, --error-contains "
+                           "or --created-before (a bulk action never applies to every job)")
     data = _call(args, "POST", "/jobs/bulk", body={"action": args.action, "filter": where,
                                                    "dryRun": args.dry_run})
     verb = {"retry": "retried", "cancel": "canceled", "delete": "deleted"}[args.action]
@@ -385,7 +425,12 @@ def cmd_jobs_stats(args: argparse.Namespace) -> int:
     def text(d: dict[str, Any]) -> str:
         age = d["oldestQueuedAgeSec"]
         rows = [(k, d[k]) for k in ("queued", "scheduled", "running", "completed", "failed", "canceled")]
-        return table(("STATE", "JOBS"), rows) + f"\noldest due job waiting: {_age(age)}"
+        text = table(("STATE", "JOBS"), rows) + f"\noldest due job waiting: {_age(age)}"
+        for title, counts in (("QUEUE", d.get("byQueue") or {}), ("TYPE", d.get("byType") or {})):
+            if counts:
+                live = [(name, c["queued"], c["scheduled"], c["running"]) for name, c in counts.items()]
+                text += "\n\n" + table((title, "QUEUED", "SCHEDULED", "RUNNING"), live)
+        return text
 
     return _emit(args, data, text)
 
@@ -424,13 +469,14 @@ def cmd_schedules_list(args: argparse.Namespace) -> int:
                 s["jobType"],
                 s["cronExpr"],
                 s["timezone"],
+                s.get("queue") or "(type's)",
                 "yes" if s["enabled"] else "no",
                 s.get("nextRunAt", "-"),
                 s.get("lastRunAt", "-"),
             )
             for s in d["items"]
         ]
-        headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN")
+        headers = ("ID", "NAME", "JOB TYPE", "CRON", "TIMEZONE", "QUEUE", "ENABLED", "NEXT RUN", "LAST RUN")
         return f"{table(headers, rows)}\n{d['count']} schedules"
 
     return _emit(args, data, text)
@@ -451,7 +497,13 @@ def _schedule_body(args: argparse.Namespace) -> dict[str, Any]:
         "misfire": parse_choice(args.misfire, "--misfire", ("coalesce", "skip", "all")),
         "misfireMax": parse_int(args.misfire_max, "--misfire-max", 1, 100),
     }
-    return {k: v for k, v in body.items() if v is not None}
+    body = {k: v for k, v in body.items() if v is not None}
+    # 'none' is an explicit null: the schedule's jobs follow the job type's policy again.
+    if args.queue is not None:
+        body["queue"] = None if args.queue == "none" else parse_queue(args.queue)
+    if args.priority is not None:
+        body["priority"] = None if args.priority == "none" else parse_priority(args.priority)
+    return body
 
 
 def parse_choice(text: str | None, flag: str, choices: Sequence[str]) -> str | None:
@@ -471,7 +523,7 @@ def cmd_schedules_update(args: argparse.Namespace) -> int:
     if not body:
         raise InvalidInput(
             "nothing to update: pass --cron, --timezone, --payload, --enabled, --max-attempts, --overlap, "
-            "--misfire or --misfire-max"
+            "--misfire, --misfire-max, --queue or --priority"
         )
     return _emit(args, _call(args, "PUT", f"/schedules/{sid}", body=body), _schedule_line("updated"))
 

@@ -11,6 +11,8 @@ import asyncpg
 from ayb_jobs.errors import DatabaseUnavailable
 
 CHANNEL = "ayb_jobs"
+# Requests to the daemons themselves, e.g. "cancel <job id>" (the one running the job acts on it).
+CONTROL_CHANNEL = "ayb_jobs_control"
 APPLICATION_NAME = "ayb-jobs"
 # How long past a statement's own timeout the pool may take to give its connection back.
 RELEASE_GRACE_S = 1.0

@@ -20,7 +20,7 @@ import asyncpg
 
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFound
-from ayb_jobs.models import Job, JobState, JobStats, NewJob, Schedule
+from ayb_jobs.models import DEFAULT_QUEUE, Job, JobState, JobStats, NewJob, Schedule
 
 
 class Executor(Protocol):
@@ -102,22 +102,22 @@ async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_atte
 
 
 def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
-    """The statement's parallel arrays, in parameter order ($1-$6, then $9 after the two scalars);
-    a column no job sets is sent as NULL (nothing to encode)."""
+    """The statement's parallel arrays, in parameter order ($1-$6, then $9-$11 after the two
+    scalars); a column no job sets is sent as NULL (nothing to encode)."""
     payloads = [_json(p) if p else None for p in map(_PAYLOAD, jobs)]
     columns = [list(map(get, jobs)) for get in _OPTIONAL_COLUMNS]
     return (list(map(_TYPE, jobs)), *(_unless_all_null(c) for c in (payloads, *columns)))
 
 
 def enqueue_args(jobs: Sequence[NewJob], *, default_max_attempts: int, notify: bool) -> tuple[Any, ...]:
-    """The parameters of enqueue_jobs ($1-$9) for a batch (also used by the synchronous enqueue)."""
-    *arrays, unique_keys = _enqueue_columns(jobs)
-    return (*arrays, default_max_attempts, notify, unique_keys)
+    """The parameters of enqueue_jobs ($1-$11) for a batch (also used by the synchronous enqueue)."""
+    *arrays, unique_keys, queues, priorities = _enqueue_columns(jobs)
+    return (*arrays, default_max_attempts, notify, unique_keys, queues, priorities)
 
 
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
 _OPTIONAL_COLUMNS = [attrgetter(a) for a in ("run_at", "max_attempts", "idempotency_key", "schedule_id",
-                                             "unique_key")]
+                                             "unique_key", "queue", "priority")]
 # A unique key's holder can finish between our skipped insert and our look-up; then insert again.
 _DEDUP_TRIES = 5
 
@@ -131,12 +131,13 @@ async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any,
     """Insert, then sort out the skipped jobs: a taken idempotency key raises DuplicateJob; a
     unique key held by an active job gives that job back, marked deduplicated."""
     row = await db.fetchrow(SQL["enqueue_jobs"], *args)
+    policies = type_policies(row)
     if len(row["ids"]) == len(jobs):
-        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts)
+        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts, policies)
     placed = match_inserted(jobs, row["ids"], row["keys"], row["unique_keys"])
     await _raise_if_key_taken(db, jobs, placed)
     out: list[Job | None] = [
-        _new_job(j, job_id, row["now"], default_max_attempts) if job_id is not None else None
+        _new_job(j, job_id, row["now"], default_max_attempts, policies) if job_id is not None else None
         for j, job_id in zip(jobs, placed, strict=True)
     ]
     for _ in range(_DEDUP_TRIES):
@@ -156,9 +157,10 @@ async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any,
             row = await db.fetchrow(SQL["enqueue_jobs"], *enqueue_args(
                 retry, default_max_attempts=default_max_attempts, notify=args[7]))
             ids = match_inserted(retry, row["ids"], row["keys"], row["unique_keys"])
+            policies = type_policies(row)
             for i, j, job_id in zip(again, retry, ids, strict=True):
                 if job_id is not None:
-                    out[i] = _new_job(j, job_id, row["now"], default_max_attempts)
+                    out[i] = _new_job(j, job_id, row["now"], default_max_attempts, policies)
     raise Conflict("the job holding this unique key kept changing during the enqueue; try again")
 
 
@@ -199,27 +201,49 @@ async def _raise_if_key_taken(db: Executor, jobs: Sequence[NewJob], placed: list
         raise DuplicateJob(key, existing_id)
 
 
-def _new_job(j: NewJob, job_id: UUID, now: datetime, default_max_attempts: int) -> Job:
-    return Job(job_id, j.type, j.payload or {}, JobState.QUEUED, j.run_at or now, 0,
-               j.max_attempts or default_max_attempts, now, now, None, None, None, None,
-               j.idempotency_key, j.schedule_id, unique_key=j.unique_key)
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a job type's row in _ayb_job_types fills in when an enqueue leaves it out."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
 
 
-def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime,
-                   default_max_attempts: int) -> list[Job]:
-    """The Jobs as stored, from what was sent plus the new ids and the statement's now().
-    Positional arguments (Job's field order: id, type, payload, state, run_at, attempts,
-    max_attempts, created_at, updated_at, lease_until, worker_id, last_error, last_run_at,
-    idempotency_key, schedule_id) build a Job in about a third less time than keywords, and
-    building the Jobs is the largest Python cost of a batch; tests compare every field with the
-    stored row."""
+_NO_POLICY = Policy()
+
+
+def type_policies(row: Any) -> dict[str, Policy]:
+    """The policies enqueue_jobs read for the batch's types (its `policies` column)."""
+    return {p[0]: Policy(*p[1:]) for p in json.loads(row["policies"])}
+
+
+def _new_job(j: NewJob, job_id: UUID, now: datetime, default_max_attempts: int,
+             policies: dict[str, Policy]) -> Job:
+    return _inserted_jobs([j], [job_id], now, default_max_attempts, policies)[0]
+
+
+def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime, default_max_attempts: int,
+                   policies: dict[str, Policy]) -> list[Job]:
+    """The Jobs as stored, from what was sent, the type policies the statement applied, the new
+    ids and the statement's now(). Positional arguments (Job's field order: id, type, payload,
+    state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
+    last_error, last_run_at, idempotency_key, schedule_id, completed_at, canceled_at, errors,
+    unique_key, snoozes, result, cancel_requested_at, deduplicated, payload_error, claim_seq, queue,
+    priority) build a Job in
+    about a third less time than keywords, and building the Jobs is the largest Python cost of a
+    batch; tests compare every field with the stored row."""
     queued = JobState.QUEUED
-    return [
-        Job(job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
-            j.max_attempts or default_max_attempts, now, now, None, None, None, None,
-            j.idempotency_key, j.schedule_id, None, None, [], j.unique_key)
-        for j, job_id in zip(jobs, ids, strict=True)
-    ]
+    out = []
+    for j, job_id in zip(jobs, ids, strict=True):
+        p = policies.get(j.type, _NO_POLICY)
+        out.append(Job(
+            job_id, j.type, j.payload or {}, queued, j.run_at or now, 0,
+            j.max_attempts or p.max_attempts or default_max_attempts, now, now, None, None, None, None,
+            j.idempotency_key, j.schedule_id, None, None, [], j.unique_key, 0, None, None, False, None, 0,
+            j.queue or p.queue or DEFAULT_QUEUE, p.priority or 0 if j.priority is None else j.priority,
+        ))
+    return out
 
 
 async def notify(db: Executor) -> None:
@@ -235,9 +259,11 @@ async def notify_channel(db: Executor, channel: str, *, timeout: float | None = 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
 async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
-                     timeout: float | None = None) -> list[Job]:
+                     queues: Sequence[str] | None = None, timeout: float | None = None) -> list[Job]:
+    """Claim from `queues` (None: every queue), as the claim's SQL explains."""
     async with translating():
-        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id, timeout=timeout)
+        rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id,
+                              None if queues is None else list(queues), timeout=timeout)
     return [Job.from_record(r) for r in rows]
 
 
@@ -268,10 +294,32 @@ def _fenced(claimed: Sequence[Claimed], rows: Sequence[Any]) -> list[tuple[Claim
 
 
 async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
-                        timeout: float | None = None) -> set[Claimed]:
+                        timeout: float | None = None,
+                        results: Sequence[str | None] | None = None) -> set[Claimed]:
+    """`results`: each job's stored result (JSON text, see results.encode_result), None for none."""
+    stored = list(results) if results is not None and any(r is not None for r in results) else None
     async with translating():
         rows = await db.fetch(SQL["complete_jobs"], [c.id for c in claimed],
-                              [c.seq for c in claimed], worker_id, timeout=timeout)
+                              [c.seq for c in claimed], worker_id, stored, timeout=timeout)
+    return {c for c, _ in _fenced(claimed, rows)}
+
+
+async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
+                      timeout: float | None = None) -> dict[Claimed, str]:
+    """Queue snoozed jobs again after their delays, attempt not counted; the state each ended in
+    ("queued", or "canceled" when an operator canceled it meanwhile)."""
+    async with translating():
+        rows = await db.fetch(SQL["snooze_jobs"], [c.id for c in claimed], [c.seq for c in claimed],
+                              worker_id, [float(d) for d in delays_s], timeout=timeout)
+    return {c: r["state"] for c, r in _fenced(claimed, rows)}
+
+
+async def cancel_running_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
+                              timeout: float | None = None) -> set[Claimed]:
+    """End canceled the jobs whose handlers were stopped on an operator's request."""
+    async with translating():
+        rows = await db.fetch(SQL["cancel_running_jobs"], [c.id for c in claimed],
+                              [c.seq for c in claimed], worker_id, reason, timeout=timeout)
     return {c for c, _ in _fenced(claimed, rows)}
 
 
@@ -296,11 +344,17 @@ async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str
 
 
 async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
-                         worker_id: str, timeout: float | None = None) -> set[Claimed]:
+                         worker_id: str, timeout: float | None = None,
+                         cancel_requested: set[Claimed] | None = None) -> set[Claimed]:
+    """The claims whose lease was extended; those an operator asked to cancel are added to
+    `cancel_requested` when given."""
     async with translating():
         rows = await db.fetch(SQL["heartbeat_jobs"], [c.id for c in claimed],
                               [c.seq for c in claimed], float(lease_s), worker_id, timeout=timeout)
-    return {c for c, _ in _fenced(claimed, rows)}
+    fenced = _fenced(claimed, rows)
+    if cancel_requested is not None:
+        cancel_requested.update(c for c, r in fenced if r["cancel_requested"])
+    return {c for c, _ in fenced}
 
 
 SHUTDOWN_REASON = "interrupted by shutdown"
@@ -374,7 +428,15 @@ async def get_job(db: Executor, job_id: UUID) -> Job:
 
 
 async def cancel_job(db: Executor, job_id: UUID) -> Job:
-    return await _transition(db, "cancel_job", job_id, "only queued jobs can be canceled")
+    """Cancel a queued job (it comes back `canceled`), or ask for a running one to be stopped (it
+    comes back `running` with `cancel_requested_at`; its daemon ends it `canceled`)."""
+    async with translating():
+        row = await db.fetchrow(SQL["cancel_job"], job_id)
+        if row is None:
+            row = await db.fetchrow(SQL["request_cancel"], [job_id])
+    if row is not None:
+        return Job.from_record(row)
+    return await _transition(db, "cancel_job", job_id, "only queued or running jobs can be canceled")
 
 
 async def retry_job(db: Executor, job_id: UUID) -> Job:
@@ -417,10 +479,11 @@ class BulkFilter:
     ids: list[UUID] | None = None
     error_contains: str | None = None
     created_before: datetime | None = None
+    queue: str | None = None
 
     def is_empty(self) -> bool:
         return all(v is None for v in (self.state, self.job_type, self.ids, self.error_contains,
-                                       self.created_before))
+                                       self.created_before, self.queue))
 
 
 def like_pattern(text: str) -> str:
@@ -434,22 +497,24 @@ async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tup
     pattern = like_pattern(where.error_contains) if where.error_contains is not None else None
     async with translating():
         rows = await db.fetch(SQL["bulk_match"], where.state, where.job_type, where.ids, pattern,
-                              where.created_before, limit)
+                              where.created_before, limit, where.queue)
     return [(r["id"], r["state"]) for r in rows]
 
 
 # The statement of each bulk action, and the states it changes (its single action's rule).
 BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delete": "bulk_delete"}
-BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued",), "delete": FINISHED}
+BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued", "running"), "delete": FINISHED}
 
 
 async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
     """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
-    under the row locks)."""
+    under the row locks). Cancel also asks for the running ones to be stopped."""
     if not ids:
         return []
     async with translating():
         rows = await db.fetch(SQL[BULK_STATEMENTS[action]], list(ids))
+        if action == "cancel":
+            rows += await db.fetch(SQL["request_cancel"], list(ids))
     return [r["id"] for r in rows]
 
 
@@ -462,6 +527,7 @@ class JobFilter:
     timing: str | None = None  # "due" or "scheduled", with state "queued"
     schedule_id: UUID | None = None
     search: str | None = None
+    queue: str | None = None
 
     def search_pattern(self) -> str | None:
         return like_pattern(self.search) if self.search is not None else None
@@ -486,8 +552,9 @@ async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | N
 async def _list_in_snapshot(conn: Any, where: JobFilter, limit: int, offset: int,
                             full: bool) -> tuple[list[Job], int]:
     pattern = where.search_pattern()
-    page_args = (where.state, where.job_type, limit, offset, where.timing, where.schedule_id, pattern, full)
-    count_args = (where.state, where.job_type, where.timing, where.schedule_id, pattern)
+    page_args = (where.state, where.job_type, limit, offset, where.timing, where.schedule_id, pattern, full,
+                 where.queue)
+    count_args = (where.state, where.job_type, where.timing, where.schedule_id, pattern, where.queue)
     if conn.is_in_transaction():
         # The caller's transaction is the snapshot (under READ COMMITTED, two close statements).
         rows = await conn.fetch(SQL["list_jobs"], *page_args)
@@ -598,13 +665,15 @@ class NewSchedule:
     overlap: str = "allow"
     misfire: str = "coalesce"
     misfire_max: int = 10
+    queue: str | None = None
+    priority: int | None = None
 
 
 async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
                                 s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at,
-                                s.overlap, s.misfire, s.misfire_max)
+                                s.overlap, s.misfire, s.misfire_max, s.queue, s.priority)
     return Schedule.from_record(row)
 
 
@@ -651,6 +720,10 @@ class ScheduleChanges:
     overlap: str | None = None
     misfire: str | None = None
     misfire_max: int | None = None
+    queue: str | None = None
+    priority: int | None = None
+    clear_queue: bool = False  # back to the job type's queue
+    clear_priority: bool = False
 
 
 async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
@@ -662,7 +735,7 @@ async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, 
         row = await db.fetchrow(
             SQL["update_schedule"], schedule_id, ch.cron_expr, ch.timezone, payload, ch.enabled,
             ch.max_attempts, ch.job_type, next_run_at, timing_changed, read.cron_expr, read.timezone,
-            ch.overlap, ch.misfire, ch.misfire_max,
+            ch.overlap, ch.misfire, ch.misfire_max, ch.queue, ch.priority, ch.clear_queue, ch.clear_priority,
         )
     return Schedule.from_record(row) if row is not None else None
 

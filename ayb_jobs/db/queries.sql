@@ -17,13 +17,20 @@ SELECT now() AS now;
 -- know: the new ids in input order (RETURNING follows the ordered SELECT) with, aligned to them,
 -- the idempotency and unique keys they hold, and the statement's now() (the jobs' created_at,
 -- updated_at and default run_at). $8 asks for the wake-up NOTIFY, sent only if a row was inserted.
+-- Queue, priority and max_attempts left out (NULL) come from the type's policy in _ayb_job_types,
+-- then from the defaults ('default', 0, $7); `policies` returns those policies so the caller can
+-- build the jobs as stored without reading them back.
 -- $1 types, $2 payloads (json text), $3 run_ats, $4 max_attempts, $5 idempotency keys,
--- $6 schedule ids, $7 default max_attempts, $8 notify, $9 unique keys
+-- $6 schedule ids, $7 default max_attempts, $8 notify, $9 unique keys, $10 queues, $11 priorities
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id, unique_key)
-    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, $7::int), k, s, u
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[], $9::text[])
-         WITH ORDINALITY AS b(t, p, r, m, k, s, u, ord)
+    INSERT INTO _ayb_jobs (type, payload, run_at, max_attempts, idempotency_key, schedule_id, unique_key,
+                           queue, priority)
+    SELECT t, coalesce(p::jsonb, '{}'), coalesce(r, now()), coalesce(m, jt.max_attempts, $7::int), k, s, u,
+           coalesce(q, jt.queue, 'default'), coalesce(pr::smallint, jt.priority, 0)
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[], $6::uuid[], $9::text[],
+                $10::text[], $11::int[])
+         WITH ORDINALITY AS b(t, p, r, m, k, s, u, q, pr, ord)
+    LEFT JOIN _ayb_job_types jt ON jt.type = b.t
     ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, idempotency_key, unique_key
@@ -33,7 +40,9 @@ WITH ins AS (
 )
 SELECT array(SELECT id FROM ins) AS ids, array(SELECT idempotency_key FROM ins) AS keys,
        array(SELECT unique_key FROM ins) AS unique_keys,
-       now() AS now, (SELECT count(*) FROM wake) AS woke;
+       now() AS now, (SELECT count(*) FROM wake) AS woke,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(type, queue, priority, max_attempts)), '[]')::text
+        FROM _ayb_job_types WHERE type = ANY($1::text[])) AS policies;
 
 -- name: job_ids_by_keys
 -- Existing jobs holding the given idempotency keys (to name them in a DuplicateJob error).
@@ -53,26 +62,58 @@ SELECT pg_notify('ayb_jobs', '');
 SELECT pg_notify($1, '');
 
 -- name: claim_jobs
--- Claim up to $1 due jobs, returned oldest first. The MATERIALIZED CTE locks exactly the rows
--- picked (SKIP LOCKED lets concurrent claimers take disjoint sets); the UPDATE starts the attempt
--- and the lease.
--- The plan must read idx_ayb_jobs_claimable in order and stop after $1 rows however deep the queue
--- and however stale the statistics (a burst of enqueues outruns autovacuum's ANALYZE): the row lock
--- between LIMIT and ORDER BY rules out a top-N sort, so any sort there sorts every queued row. Two
--- guards, both checked by a plan test on a deep queue: the limit is a subquery, which the planner
--- cannot read, so it costs the LIMIT as 10 % of the due rows, where reading the index in order and
--- stopping always beats a bitmap scan and a full sort (with the real limit and an estimate of a few
--- due rows, the sort looked cheaper and took 125 ms at 300,000 queued); and the UPDATE finds the
--- picked rows by primary key through an array, whose length the planner takes as small (10), so a
--- large estimate for the CTE cannot turn the join into a hash of the whole table. The final sort
--- is of the claimed rows only.
--- $1 limit, $2 lease seconds, $3 worker id
-WITH picked AS MATERIALIZED (
-    SELECT id FROM _ayb_jobs
-    WHERE state = 'queued' AND run_at <= now()
-    ORDER BY run_at, id
+-- Claim up to $1 due jobs from the queues this daemon works ($4; NULL = every queue), skipping
+-- paused queues and never going over a queue's global concurrency limit, in (priority, run_at, id)
+-- order across those queues, returned in that order. The UPDATE starts the attempt and the lease.
+--
+-- However deep the backlog, the plan reads only the rows it takes (a plan test on 300,000 queued
+-- rows in several queues checks it): the queues present are found by a skip scan (one index probe
+-- per queue), and each queue's first due jobs are read off idx_ayb_jobs_queue_claim in claim order
+-- under a LIMIT, with the row lock (SKIP LOCKED: concurrent claimers take disjoint sets) between
+-- that LIMIT and the index scan, so there is no sort under the lock, where it would have to sort
+-- every queued row. The merge of the queues' heads sorts at most (queues x $1) rows, above the locks.
+-- Rows locked there but not picked are only skipped by other claimers until this commits. As in
+-- the single-queue claim before it, the UPDATE finds the picked rows by primary key through an
+-- array, whose length the planner takes as small, so it cannot turn into a hash of the table. The
+-- batch limit is a subquery so that the planner costs a custom plan like the generic one: it then
+-- keeps the generic plan instead of planning this statement again at every claim (0.4 ms each).
+--
+-- The global limit: for limited queues only, _ayb_jobs_queue_slots takes a transaction-scoped
+-- advisory lock per queue and then counts the queue's running jobs on a snapshot taken after the
+-- lock (a VOLATILE function's own), so a second daemon waits until the first has committed the rows
+-- it set running and then counts them: two claimers can never both fill the same free slots (see
+-- migration 032). Unlimited queues take no lock and never wait.
+-- $1 limit, $2 lease seconds, $3 worker id, $4 queues (NULL = all)
+WITH RECURSIVE present AS (
+    (SELECT queue FROM _ayb_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM present p WHERE p.queue IS NOT NULL
+), open AS MATERIALIZED (
+    -- The queues this daemon works (names that no job uses yet simply are not present), unpaused.
+    -- One filter, not a branch per case: a branch folded away in a custom plan makes it look
+    -- cheaper than the generic one, and the statement would be planned again at every claim.
+    SELECT p.queue, s.concurrency FROM present p
+    LEFT JOIN _ayb_job_queues s ON s.name = p.queue
+    WHERE p.queue IS NOT NULL AND ($4::text[] IS NULL OR p.queue = ANY($4::text[]))
+      AND NOT coalesce(s.paused, false)
+), slots AS MATERIALIZED (
+    SELECT queue, free FROM _ayb_jobs_queue_slots(ARRAY(SELECT queue FROM open WHERE concurrency IS NOT NULL))
+    WHERE EXISTS (SELECT 1 FROM open WHERE concurrency IS NOT NULL)
+), picked AS MATERIALIZED (
+    SELECT c.id FROM open o
+    LEFT JOIN slots sl ON sl.queue = o.queue
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.run_at FROM _ayb_jobs j
+        WHERE j.state = 'queued' AND j.queue = o.queue AND j.run_at <= now()
+        ORDER BY j.priority, j.run_at, j.id
+        LIMIT least($1::int, coalesce(sl.free, $1::int))
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE o.concurrency IS NULL OR sl.free > 0
+    ORDER BY c.priority, c.run_at, c.id
     LIMIT (SELECT $1::int)
-    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE _ayb_jobs j
     SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
@@ -81,25 +122,32 @@ WITH picked AS MATERIALIZED (
     WHERE j.id = picked.id
     RETURNING j.*
 )
-SELECT * FROM claimed ORDER BY run_at, id;
+-- In claim order, so a daemon starts the most urgent jobs first.
+SELECT * FROM claimed ORDER BY priority, run_at, id;
 
 -- name: seconds_until_next_job
--- How long until the earliest queued job falls due (<= 0: due now; NULL: none queued), so an idle
--- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later.
+-- How long until the earliest queued job that is not due yet falls due (NULL: none), so an idle
+-- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later. Jobs
+-- already due are left out: the poller just found it could not take them (another daemon holds
+-- them, or their queue is paused or at its limit), and waking for them would spin.
 -- The first row of the claim index, not min(run_at): when the statistics lag a burst of enqueues,
 -- the planner counts on a few queued rows and aggregates all of them (85 ms at 300,000 queued);
 -- the limit is a subquery for the same reason as in claim_jobs.
 -- $1 now (NULL: the database clock; tests pass a time instead of waiting for it)
-SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs WHERE state = 'queued' ORDER BY run_at, id
-                           LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8 AS seconds;
+SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs
+                           WHERE state = 'queued' AND run_at > coalesce($1::timestamptz, now())
+                           ORDER BY run_at, id LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8
+       AS seconds;
 
 -- name: complete_jobs
 -- Mark claimed jobs completed. Fenced by (id, worker, claim_seq): a job whose lease was lost and
--- re-claimed (elsewhere, or here after an admin retry) is not touched. Returns the claims completed.
--- $1 ids, $2 claim seqs, $3 worker id
+-- re-claimed (elsewhere, or here after an admin retry) is not touched. Stores each handler's result
+-- (JSON text, NULL for none; bounded by the daemon). Returns the claims completed.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 results
 UPDATE _ayb_jobs j
-SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+SET state = 'completed', completed_at = now(), lease_until = NULL, worker_id = NULL, updated_at = now(),
+    result = d.result::jsonb
+FROM unnest($1::uuid[], $2::bigint[], $4::text[]) AS d(id, seq, result)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq;
 
@@ -123,14 +171,44 @@ FROM d
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $6 AND j.claim_seq = d.seq
 RETURNING j.id, j.claim_seq, j.state;
 
+-- name: snooze_jobs
+-- Handlers that asked to run later (Snooze): queued again at now() + their delay, the attempt not
+-- counted (attempts back down, snoozes up), lease cleared. A job an operator canceled meanwhile
+-- ends canceled instead. Fenced like complete_jobs. Returns id and the resulting state.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 delays in seconds
+UPDATE _ayb_jobs j
+SET state = CASE WHEN j.cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END,
+    run_at = CASE WHEN j.cancel_requested_at IS NULL THEN now() + make_interval(secs => d.delay)
+                  ELSE j.run_at END,
+    canceled_at = CASE WHEN j.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+    attempts = j.attempts - 1, snoozes = j.snoozes + 1, lease_until = NULL, worker_id = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::bigint[], $4::float8[]) AS d(id, seq, delay)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq, j.state;
+
+-- name: cancel_running_jobs
+-- Jobs whose handler this daemon stopped because an operator canceled them: canceled, the
+-- attempt counted, the reason as last error and in the history. Fenced like complete_jobs.
+-- $1 ids, $2 claim seqs, $3 worker id, $4 reason
+UPDATE _ayb_jobs j
+SET state = 'canceled', canceled_at = now(), last_error = $4, lease_until = NULL, worker_id = NULL,
+    updated_at = now(),
+    errors = _ayb_jobs_append_error(j.errors, jsonb_build_object(
+        'attempt', j.attempts, 'at', now(), 'error', $4::text, 'worker_id', j.worker_id))
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
+WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $3 AND j.claim_seq = d.seq
+RETURNING j.id, j.claim_seq;
+
 -- name: heartbeat_jobs
--- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended.
+-- Extend the leases of this worker's in-flight jobs in one statement; returns the claims extended,
+-- and whether an operator asked to cancel each (the fallback for a missed control notification).
 -- $1 ids, $2 claim seqs, $3 lease seconds, $4 worker id
 UPDATE _ayb_jobs j
 SET lease_until = now() + make_interval(secs => $3::float8)
 FROM unnest($1::uuid[], $2::bigint[]) AS d(id, seq)
 WHERE j.id = d.id AND j.state = 'running' AND j.worker_id = $4 AND j.claim_seq = d.seq
-RETURNING j.id, j.claim_seq;
+RETURNING j.id, j.claim_seq, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: release_jobs
 -- Give jobs back without counting the interrupted attempt: at shutdown (queued again at once), or
@@ -204,11 +282,25 @@ SELECT * FROM _ayb_jobs WHERE id = $1;
 SELECT state FROM _ayb_jobs WHERE id = $1;
 
 -- name: cancel_job
--- Only a queued job can be canceled.
+-- A queued job is canceled at once; for a running one see request_cancel.
 -- $1 id
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = $1 AND state = 'queued'
 RETURNING *;
+
+-- name: request_cancel
+-- Ask the daemon that runs these jobs to stop their handlers: mark them and tell every daemon on
+-- the control channel (delivered at commit); the one holding a job cancels it and ends it
+-- `canceled`. Its heartbeat also reads the mark, in case the notification was missed. The first
+-- request's time is kept. $1 ids
+WITH marked AS (
+    UPDATE _ayb_jobs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND state = 'running'
+    RETURNING *
+), told AS (
+    SELECT pg_notify('ayb_jobs_control', 'cancel ' || id::text) FROM marked
+)
+SELECT marked.* FROM marked CROSS JOIN (SELECT count(*) FROM told) t;
 
 -- name: retry_job
 -- Admin retry of a failed or canceled job: queued now with fresh attempts; the error history stays.
@@ -229,11 +321,11 @@ RETURNING id, type, state;
 -- What an admin bulk action's filter matches (NULL = any), at most $6 rows, with their states:
 -- the caller refuses a filter broader than its bound before it changes anything, and applies the
 -- action's state rule to these ids (re-checked under the row locks by the bulk statements below).
--- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit
+-- $1 state, $2 type, $3 ids, $4 last_error pattern (ILIKE), $5 created before, $6 limit, $7 queue
 SELECT id, state FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($3::uuid[] IS NULL OR id = ANY($3::uuid[])) AND ($4::text IS NULL OR last_error ILIKE $4)
-  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($5::timestamptz IS NULL OR created_at < $5) AND ($7::text IS NULL OR queue = $7)
 LIMIT $6;
 
 -- name: bulk_retry
@@ -263,7 +355,7 @@ WHERE j.id = chosen.id
 RETURNING j.id;
 
 -- name: bulk_cancel_queued
--- cancel_job for many queued jobs. $1 ids
+-- cancel_job for many queued jobs (running ones go through request_cancel). $1 ids
 UPDATE _ayb_jobs SET state = 'canceled', canceled_at = now(), updated_at = now()
 WHERE id = ANY($1::uuid[]) AND state = 'queued'
 RETURNING id;
@@ -279,10 +371,10 @@ RETURNING id;
 -- the payloads are; CASE never reads (or de-TOASTs) the columns it does not return.
 -- $1 state, $2 type, $3 limit, $4 offset, $5 timing ('due' or 'scheduled': run_at reached or not),
 -- $6 schedule id, $7 search pattern (ILIKE over id, type, last error and payload text),
--- $8 full rows
+-- $8 full rows, $9 queue
 SELECT id, type, state, run_at, attempts, max_attempts, created_at, updated_at, lease_until, worker_id,
        last_run_at, idempotency_key, schedule_id, completed_at, canceled_at,
-       unique_key, snoozes, cancel_requested_at,
+       unique_key, snoozes, cancel_requested_at, queue, priority,
        CASE WHEN $8::bool THEN last_error ELSE left(last_error, 300) END AS last_error,
        CASE WHEN $8::bool THEN payload END AS payload,
        CASE WHEN $8::bool THEN errors END AS errors,
@@ -293,17 +385,20 @@ WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($6::uuid IS NULL OR schedule_id = $6)
   AND ($7::text IS NULL OR id::text ILIKE $7 OR type ILIKE $7 OR last_error ILIKE $7
        OR payload::text ILIKE $7)
+  AND ($9::text IS NULL OR queue = $9)
 ORDER BY created_at DESC, id DESC
 LIMIT $3 OFFSET $4;
 
 -- name: count_jobs
--- The same filters as list_jobs. $1 state, $2 type, $3 timing, $4 schedule id, $5 search pattern
+-- The same filters as list_jobs. $1 state, $2 type, $3 timing, $4 schedule id, $5 search pattern,
+-- $6 queue
 SELECT count(*) AS total FROM _ayb_jobs
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR type = $2)
   AND ($3::text IS NULL OR ($3 = 'due' AND run_at <= now()) OR ($3 = 'scheduled' AND run_at > now()))
   AND ($4::uuid IS NULL OR schedule_id = $4)
   AND ($5::text IS NULL OR id::text ILIKE $5 OR type ILIKE $5 OR last_error ILIKE $5
-       OR payload::text ILIKE $5);
+       OR payload::text ILIKE $5)
+  AND ($6::text IS NULL OR queue = $6);
 
 -- name: job_timeline
 -- The dashboard's chart and per-type breakdown in one statement: jobs finished in the last $1
@@ -384,10 +479,12 @@ DELETE FROM _ayb_jobs j USING doomed WHERE j.id = doomed.id;
 
 -- name: create_schedule
 -- $1 name, $2 job type, $3 payload, $4 cron, $5 timezone, $6 enabled, $7 max attempts, $8 next run,
--- $9 overlap, $10 misfire, $11 misfire max
+-- $9 overlap, $10 misfire, $11 misfire max, $12 queue, $13 priority (NULL: the job type's, when a
+-- job is enqueued)
 INSERT INTO _ayb_job_schedules (name, job_type, payload, cron_expr, timezone, enabled, max_attempts,
-                                next_run_at, overlap, misfire, misfire_max)
-VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END, $9, $10, $11)
+                                next_run_at, overlap, misfire, misfire_max, queue, priority)
+VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, CASE WHEN $6 THEN $8::timestamptz END, $9, $10, $11,
+        $12, $13)
 RETURNING *;
 
 -- name: get_schedule
@@ -409,12 +506,15 @@ SELECT * FROM _ayb_job_schedules ORDER BY name;
 -- from) makes a concurrent change of those inputs a retry instead of a wrong next_run_at.
 -- $1 id, $2 cron, $3 timezone, $4 payload, $5 enabled, $6 max attempts, $7 job type,
 -- $8 next run, $9 timing changed, $10 cron read, $11 timezone read, $12 overlap, $13 misfire,
--- $14 misfire max
+-- $14 misfire max, $15 queue, $16 priority, $17 clear queue, $18 clear priority (back to the job
+-- type's)
 UPDATE _ayb_job_schedules
 SET cron_expr = coalesce($2, cron_expr),
     overlap = coalesce($12, overlap),
     misfire = coalesce($13, misfire),
     misfire_max = coalesce($14::int, misfire_max),
+    queue = CASE WHEN $17::bool THEN NULL ELSE coalesce($15, queue) END,
+    priority = CASE WHEN $18::bool THEN NULL ELSE coalesce($16::smallint, priority) END,
     timezone = coalesce($3, timezone),
     payload = coalesce($4::text::jsonb, payload),
     enabled = coalesce($5, enabled),
@@ -467,14 +567,14 @@ WITH batch AS (
     UPDATE _ayb_job_schedules s
     SET last_run_at = coalesce($9::timestamptz, now()), next_run_at = locked.next, updated_at = now()
     FROM locked WHERE s.id = locked.id
-    RETURNING s.id, s.job_type, s.payload, s.max_attempts, s.overlap
+    RETURNING s.id, s.job_type, s.payload, s.max_attempts, s.overlap, s.queue, s.priority
 ), busy AS (
     SELECT adv.id FROM adv
     WHERE adv.overlap = 'skip' AND EXISTS (
         SELECT 1 FROM _ayb_jobs j
         WHERE j.schedule_id = adv.id AND j.state IN ('queued', 'running'))
 ), decided AS MATERIALIZED (
-    SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts,
+    SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts, adv.queue, adv.priority,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
                 WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
@@ -489,10 +589,13 @@ WITH batch AS (
 ), ins AS (
     -- Only the jobs whose decision row went in. The ids are compared as one array (built once)
     -- rather than joined: the planner cannot know the CTEs' sizes and would pick a nested loop.
-    INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id)
-    SELECT job_id, job_type, payload, max_attempts, sid FROM decided
-    WHERE job_id = ANY(ARRAY(SELECT job_id FROM fired WHERE job_id IS NOT NULL))
-    ORDER BY slot
+    -- The schedule's queue and priority, else the job type's policy, else the column defaults.
+    INSERT INTO _ayb_jobs (id, type, payload, max_attempts, schedule_id, queue, priority)
+    SELECT d.job_id, d.job_type, d.payload, d.max_attempts, d.sid, coalesce(d.queue, jt.queue, 'default'),
+           coalesce(d.priority, jt.priority, 0)
+    FROM decided d LEFT JOIN _ayb_job_types jt ON jt.type = d.job_type
+    WHERE d.job_id = ANY(ARRAY(SELECT job_id FROM fired WHERE job_id IS NOT NULL))
+    ORDER BY d.slot
     RETURNING id
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
@@ -543,16 +646,93 @@ SELECT extract(epoch FROM min(next_run_at) - coalesce($1::timestamptz, now()))::
 FROM _ayb_job_schedules WHERE enabled AND next_run_at IS NOT NULL;
 
 -- name: trigger_schedule
--- One run now with the schedule's type, payload and max attempts; the schedule's times untouched.
+-- One run now with the schedule's type, payload, max attempts, queue and priority (as a fired
+-- slot gets them); the schedule's times untouched.
 -- $1 schedule id
 WITH ins AS (
-    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id)
-    SELECT job_type, payload, max_attempts, id FROM _ayb_job_schedules WHERE id = $1
+    INSERT INTO _ayb_jobs (type, payload, max_attempts, schedule_id, queue, priority)
+    SELECT s.job_type, s.payload, s.max_attempts, s.id, coalesce(s.queue, jt.queue, 'default'),
+           coalesce(s.priority, jt.priority, 0)
+    FROM _ayb_job_schedules s LEFT JOIN _ayb_job_types jt ON jt.type = s.job_type
+    WHERE s.id = $1
     RETURNING *
 ), wake AS (
     SELECT pg_notify('ayb_jobs', '') FROM (SELECT 1) one WHERE EXISTS (SELECT 1 FROM ins)
 )
 SELECT ins.* FROM ins CROSS JOIN (SELECT count(*) AS n FROM wake) w;
+
+-- =================================================================================================
+-- Queues and job types
+-- =================================================================================================
+
+-- name: publish_job_types
+-- This daemon's registry with its policies (NULL = none), written at start. Types other daemons
+-- registered are left alone. $1 types, $2 queues, $3 priorities, $4 max attempts, $5 timeouts,
+-- $6 has backoff, $7 descriptions, $8 builtin
+INSERT INTO _ayb_job_types AS t (type, queue, priority, max_attempts, timeout_s, has_backoff, description,
+                                 builtin, updated_at)
+SELECT * , now()
+FROM unnest($1::text[], $2::text[], $3::smallint[], $4::int[], $5::float8[], $6::bool[], $7::text[],
+            $8::bool[])
+ON CONFLICT (type) DO UPDATE
+SET queue = excluded.queue, priority = excluded.priority, max_attempts = excluded.max_attempts,
+    timeout_s = excluded.timeout_s, has_backoff = excluded.has_backoff,
+    description = excluded.description, builtin = excluded.builtin, updated_at = now()
+WHERE (t.queue, t.priority, t.max_attempts, t.timeout_s, t.has_backoff, t.description, t.builtin)
+      IS DISTINCT FROM (excluded.queue, excluded.priority, excluded.max_attempts, excluded.timeout_s,
+                        excluded.has_backoff, excluded.description, excluded.builtin);
+
+-- name: list_queues
+-- Every queue with a settings row or a queued or running job, with its depth. The queued counts
+-- come from one index-only pass over the queue's entries in idx_ayb_jobs_queue_claim; running
+-- jobs are few (at most the workers' slots). $1 name (NULL = all)
+WITH RECURSIVE present AS (
+    (SELECT queue FROM _ayb_jobs WHERE state = 'queued' ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue > p.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM present p WHERE p.queue IS NOT NULL
+), running AS (
+    SELECT queue, count(*) AS n FROM _ayb_jobs WHERE state = 'running' GROUP BY queue
+), names AS (
+    SELECT queue AS name FROM present WHERE queue IS NOT NULL
+    UNION SELECT queue FROM running
+    UNION SELECT name FROM _ayb_job_queues
+)
+SELECT n.name, coalesce(s.paused, false) AS paused, s.concurrency, s.updated_at,
+       d.queued, d.scheduled, coalesce(r.n, 0) AS running,
+       greatest(coalesce(extract(epoch FROM now() - d.oldest_due), 0), 0)::float8 AS oldest_due_age_sec
+FROM names n
+LEFT JOIN _ayb_job_queues s ON s.name = n.name
+LEFT JOIN running r ON r.queue = n.name
+CROSS JOIN LATERAL (
+    SELECT count(*) AS queued, count(*) FILTER (WHERE j.run_at > now()) AS scheduled,
+           min(j.run_at) FILTER (WHERE j.run_at <= now()) AS oldest_due
+    FROM _ayb_jobs j WHERE j.state = 'queued' AND j.queue = n.name
+) d
+WHERE $1::text IS NULL OR n.name = $1
+ORDER BY n.name;
+
+-- name: set_queue
+-- Create or change a queue's settings; NULL leaves a field as it is, $4 clears the limit.
+-- $1 name, $2 paused, $3 concurrency, $4 clear concurrency
+INSERT INTO _ayb_job_queues AS q (name, paused, paused_at, concurrency)
+VALUES ($1, coalesce($2, false), CASE WHEN $2 THEN now() END, CASE WHEN $4::bool THEN NULL ELSE $3::int END)
+ON CONFLICT (name) DO UPDATE
+SET paused = coalesce($2, q.paused),
+    paused_at = CASE WHEN NOT coalesce($2, q.paused) THEN NULL ELSE coalesce(q.paused_at, now()) END,
+    concurrency = CASE WHEN $4::bool THEN NULL ELSE coalesce($3::int, q.concurrency) END,
+    updated_at = now()
+RETURNING name;
+
+-- name: job_breakdown
+-- Live jobs (queued, of which scheduled, and running) per queue and per type, through the claim and
+-- lease indexes: cheap however many finished jobs the table holds.
+SELECT 'queue' AS by, queue AS name, state, count(*) FILTER (WHERE run_at > now()) AS later, count(*) AS n
+FROM _ayb_jobs WHERE state IN ('queued', 'running') GROUP BY queue, state
+UNION ALL
+SELECT 'type', type, state, count(*) FILTER (WHERE run_at > now()), count(*)
+FROM _ayb_jobs WHERE state IN ('queued', 'running') GROUP BY type, state;
 
 -- name: table_exists
 -- $1 table name (in the search path)
@@ -670,20 +850,25 @@ FROM _ayb_jobs j JOIN pg_stat_activity a ON a.backend_xid = j.xmax
 WHERE j.id = $1 AND a.pid <> pg_backend_pid();
 
 -- name: explain_facts
--- The job, the database clock, the due jobs ahead of it in claim order (counted up to $2) and every
--- known worker with whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
+-- The job, the database clock, the due jobs ahead of it in its queue's claim order (priority,
+-- run_at, id; counted up to $2), its queue's settings and running jobs, and every known worker with
+-- whether it is alive (seen within $3 seconds). $1 job id, $2 cap, $3 alive window
 SELECT j.id, j.type, j.state, j.run_at, j.attempts, j.max_attempts, j.last_error, j.worker_id,
        j.lease_until, j.completed_at, j.canceled_at, j.cancel_requested_at, j.updated_at, now() AS now,
+       j.queue, qs.paused_at AS queue_paused_at, qs.concurrency AS queue_limit,
+       (SELECT count(*) FROM _ayb_jobs r WHERE r.state = 'running' AND r.queue = j.queue) AS queue_running,
        (SELECT count(*) FROM (
             SELECT 1 FROM _ayb_jobs q
-            WHERE q.state = 'queued' AND q.run_at <= now() AND (q.run_at, q.id) < (j.run_at, j.id)
+            WHERE q.state = 'queued' AND q.queue = j.queue AND q.run_at <= now()
+              AND (q.priority, q.run_at, q.id) < (j.priority, j.run_at, j.id)
             LIMIT $2) ahead) AS due_ahead,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
             'worker_id', w.worker_id, 'alive', w.last_seen_at >= now() - make_interval(secs => $3),
             'last_seen_at', w.last_seen_at, 'queues', w.queues, 'types', w.types,
             'concurrency', w.concurrency, 'in_flight', w.in_flight)), '[]'::jsonb)::text
         FROM _ayb_job_workers w) AS workers
-FROM _ayb_jobs j WHERE j.id = $1;
+FROM _ayb_jobs j LEFT JOIN _ayb_job_queues qs ON qs.name = j.queue
+WHERE j.id = $1;
 
 -- name: health_claim
 -- Take this interval's reading: the snapshot row if it is older than $1 seconds and no other daemon

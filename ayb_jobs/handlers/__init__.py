@@ -18,8 +18,11 @@ from typing import Any
 from uuid import UUID
 
 from ayb_jobs.errors import StartupError, UnknownJobType
+from ayb_jobs.models import MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME
 
 TYPE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+MAX_ATTEMPTS_LIMIT = 100
+MAX_TIMEOUT_S = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +41,43 @@ class JobContext:
 Handler = Callable[[dict[str, Any], JobContext], Awaitable[dict[str, Any] | None]]
 
 
+Backoff = Callable[[int], float]
+
+
 @dataclass(frozen=True, slots=True)
 class JobType:
+    """A registered type and its policy; None means "no policy" (the column or daemon default)."""
+
     name: str
     handler: Handler
     builtin: bool
     description: str
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    backoff: Backoff | None = None
+
+
+def check_policy(name: str, *, queue: str | None, priority: int | None, max_attempts: int | None,
+                 timeout_s: float | None, backoff: Backoff | None) -> None:
+    """Raise ValueError naming the argument when a policy value is out of its range."""
+    where = f"job type '{name}'"
+    if queue is not None and (not isinstance(queue, str) or not QUEUE_NAME.match(queue)):
+        raise ValueError(f"{where}: invalid queue {queue!r}: use 1-100 of [A-Za-z0-9_.:-]")
+    if priority is not None and (type(priority) is not int or not MIN_PRIORITY <= priority <= MAX_PRIORITY):
+        raise ValueError(f"{where}: priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
+                         f"got {priority!r}")
+    if max_attempts is not None and (type(max_attempts) is not int
+                                     or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT):
+        raise ValueError(f"{where}: max_attempts must be a whole number from 1 to {MAX_ATTEMPTS_LIMIT}, "
+                         f"got {max_attempts!r}")
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+                                  or not 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise ValueError(f"{where}: timeout_s must be a number of seconds above 0 and at most "
+                         f"{MAX_TIMEOUT_S}, got {timeout_s!r}")
+    if backoff is not None and not callable(backoff):
+        raise ValueError(f"{where}: backoff must be a callable(attempt) -> seconds")
 
 
 class Registry:
@@ -51,15 +85,22 @@ class Registry:
         self._types: dict[str, JobType] = {}
         self._loading_builtins = False
 
-    def add(self, name: str, handler: Handler, *, description: str = "") -> None:
-        if not TYPE_NAME.match(name):
+    def add(self, name: str, handler: Handler, *, description: str = "", queue: str | None = None,
+            priority: int | None = None, max_attempts: int | None = None, timeout_s: float | None = None,
+            backoff: Backoff | None = None) -> None:
+        """Register `name`; the keyword policies fill what an enqueue leaves out (queue, priority,
+        max_attempts) and govern its runs (timeout_s, backoff(attempt) -> seconds)."""
+        if not isinstance(name, str) or not TYPE_NAME.match(name):
             raise ValueError(f"invalid job type name {name!r}: use 1-100 of [A-Za-z0-9_.:-]")
         if name in self._types:
             kind = "a built-in type" if self._types[name].builtin else "already registered"
             raise ValueError(f"job type '{name}' is {kind}; choose another name")
         if not callable(handler):
             raise ValueError(f"handler for job type '{name}' is not callable")
-        self._types[name] = JobType(name, handler, self._loading_builtins, description)
+        check_policy(name, queue=queue, priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
+                     backoff=backoff)
+        self._types[name] = JobType(name, handler, self._loading_builtins, description, queue, priority,
+                                    max_attempts, None if timeout_s is None else float(timeout_s), backoff)
 
     def add_builtins(self, register: Callable[[Registry], None]) -> None:
         self._loading_builtins = True

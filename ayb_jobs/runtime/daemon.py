@@ -19,6 +19,7 @@ import os
 import secrets
 import signal
 import socket
+import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from ayb_jobs.runtime.listener import Listener
 from ayb_jobs.runtime.loops import wait_any
 from ayb_jobs.runtime.maintenance import Maintenance
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
+from ayb_jobs.runtime.policies import publish_job_types
 from ayb_jobs.runtime.poller import Poller
 from ayb_jobs.runtime.scheduler import Scheduler, fill_missing_next_run
 from ayb_jobs.runtime.sdnotify import SystemdNotifier
@@ -149,6 +151,7 @@ class Daemon:
         await self.prepare_schema()
         self.registry = default_registry(self.jobs.handlers)
         if self.jobs.enabled:
+            await publish_job_types(self.pool, self.registry)
             await fill_missing_next_run(self.pool)
             self.start_job_system(dsn)
         else:
@@ -206,9 +209,10 @@ class Daemon:
                                  concurrency=jobs.worker_concurrency, job_timeout_s=jobs.job_timeout_s,
                                  watch=self.watch, lease_s=jobs.lease_duration_s)
         self.poller = Poller(pool=self.pool, executor=self.executor, metrics=self.metrics,
-                             lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000)
+                             lease_s=jobs.lease_duration_s, poll_interval_s=jobs.poll_interval_ms / 1000,
+                             queues=jobs.claim_queues)
         self.listener = Listener(dsn=db.listen_url or dsn, wake=self.poller.wake.set, metrics=self.metrics,
-                                 statement_cache_size=db.statement_cache_size)
+                                 statement_cache_size=db.statement_cache_size, on_control=self._on_control)
         self.heartbeat = Heartbeat(pool=self.pool, executor=self.executor, metrics=self.metrics,
                                    lease_s=jobs.lease_duration_s)
         self.maintenance = Maintenance(pool=self.pool, metrics=self.metrics,
@@ -219,7 +223,7 @@ class Daemon:
         self.spawn("heartbeat", self.heartbeat.run())
         self.spawn("maintenance", self.maintenance.run())
         self.presence = WorkerPresence(pool=self.pool, worker_id=self.worker_id, types=self.registry.names(),
-                                       concurrency=jobs.worker_concurrency,
+                                       concurrency=jobs.worker_concurrency, queues=jobs.claim_queues or (),
                                        running=lambda: self.executor.running,
                                        on_db_error=lambda: self.metrics.db_error("workers"))
         self.spawn("workers", self.presence.run())
@@ -275,6 +279,19 @@ class Daemon:
         host = self.settings.admin.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self._sock.getsockname()[1]}"
+
+    def _on_control(self, message: str) -> None:
+        """A control-channel message: "cancel <job id>" stops that job's handler if it runs here."""
+        verb, _, arg = message.partition(" ")
+        if verb != "cancel" or self.executor is None:
+            return
+        try:
+            job_id = uuid.UUID(arg)
+        except ValueError:
+            log.warning("control_message_ignored", message=message[:200])
+            return
+        if self.executor.cancel_requested(job_id):
+            log.info("job_cancel_requested", job_id=str(job_id), worker_id=self.worker_id)
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=name)

@@ -9,6 +9,9 @@ ends decides the outcome:
 - cancelled by shutdown        -> release (queued again, attempt not counted)
 - cancelled after a lost lease -> nothing is written (another worker owns the job now); also a
                                    stale run of a job this daemon has claimed again
+- raises Snooze(seconds)       -> snooze: queued again at now() + seconds, attempt not counted
+- cancelled by an operator     -> cancel: `canceled`, attempt counted (the handler may clean up on
+                                  CancelledError, but whatever it does then, the job ends canceled)
 - raises because our database   -> release after a backoff, attempt not counted: not the handler's
   failed under it                  failure (decided by runtime/dbwatch.py from our pool's state and a
                                    probe, not from the exception's class)
@@ -22,26 +25,32 @@ through its methods.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID
 
 import structlog
 
 from ayb_jobs.backoff import backoff_seconds
 from ayb_jobs.db.queries import Claimed
-from ayb_jobs.errors import InvalidPayload
+from ayb_jobs.errors import InvalidPayload, Snooze
 from ayb_jobs.handlers import JobContext, Registry
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.models import Job
+from ayb_jobs.results import encode_result
 from ayb_jobs.runtime.dbwatch import DatabaseWatch, connection_like
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 
 MAX_ERROR_BYTES = 4096
-StopReason = Literal["shutdown", "lease_lost", "superseded", "lease_unconfirmed"]
+# A type's own backoff is trusted up to a day (what a Snooze allows too).
+MAX_BACKOFF_S = 86400.0
+StopReason = Literal["shutdown", "lease_lost", "superseded", "lease_unconfirmed", "canceled"]
+CANCELED_BY_ADMIN = "canceled by admin"
 # Why a run stopped without writing anything (each counts as a lost lease).
 _LOST_REASONS: dict[str, str] = {
     "lease_lost": "the heartbeat found the claim gone (the lease expired and the job was recovered)",
@@ -135,6 +144,14 @@ class Executor:
             entry.stop_reason = reason
             entry.task.cancel()
 
+    def cancel_requested(self, job_id: UUID) -> bool:
+        """An operator canceled this job: stop its handler if it runs here (True if it does)."""
+        runs = [(c, e) for c, e in self.running.items() if c.id == job_id]
+        for claimed, entry in runs:
+            if entry.stop_reason is None:  # asked again (heartbeat after the notification): let it clean up
+                self.stop_job(claimed, "canceled")
+        return bool(runs)
+
     def stop_all(self, reason: StopReason) -> None:
         for claimed in list(self.running):
             self.stop_job(claimed, reason)
@@ -174,6 +191,11 @@ class Executor:
                 "claim_seq": entry.claimed.seq, "worker_id": self.worker_id}
 
     async def _run(self, entry: Running) -> None:
+        if entry.job.cancel_requested_at is not None:
+            # Canceled while it was not running here (requested, then released at a shutdown or
+            # recovered from a dead daemon): honour the request instead of starting it again.
+            self._canceled(entry)
+            return
         job_type = self._registry.get(entry.job.type)
         if job_type is None:
             self._fail(entry, f"no handler registered for job type '{entry.job.type}'", retryable=True)
@@ -193,19 +215,31 @@ class Executor:
                          self._log.bind(**self._fields(entry)))
         faults_before = self._watch.faults
         try:
-            async with asyncio.timeout(self._job_timeout_s) as deadline:
+            async with asyncio.timeout(self._timeout_s(job.type)) as deadline:
                 result = await handler(job.payload, ctx)
         except TimeoutError as exc:
-            if deadline.expired():
+            if deadline.expired() and entry.stop_reason != "canceled":
                 self._timed_out(entry)
             else:
-                await self._raised(entry, exc, faults_before)
-        except InvalidPayload as exc:
-            self._fail(entry, describe(exc), retryable=False)
+                await self._ended(entry, exc, faults_before)
         except Exception as exc:
-            await self._raised(entry, exc, faults_before)
+            await self._ended(entry, exc, faults_before)
         else:
-            self._complete(entry, result)
+            if entry.stop_reason == "canceled":  # it swallowed the cancellation: no veto
+                self._canceled(entry)
+            else:
+                self._complete(entry, result)
+
+    async def _ended(self, entry: Running, exc: Exception, faults_before: int) -> None:
+        """The handler raised (other than a timeout of its own run)."""
+        if entry.stop_reason == "canceled":  # it turned the cancellation into an error: no veto
+            self._canceled(entry)
+        elif isinstance(exc, Snooze):
+            self._settle(entry, Outcome("snooze", entry.claimed, entry.job.type, backoff_s=exc.seconds))
+        elif isinstance(exc, InvalidPayload):
+            self._fail(entry, describe(exc), retryable=False)
+        else:
+            await self._raised(entry, exc, faults_before)
 
     async def _raised(self, entry: Running, exc: Exception, faults_before: int) -> None:
         """The handler raised: its failure, unless our own database failed under it."""
@@ -222,18 +256,44 @@ class Executor:
             self._log.warning("job_lease_lost", reason=_LOST_REASONS[entry.stop_reason],
                               **self._fields(entry))
             self._free(entry)
+        elif entry.stop_reason == "canceled":
+            self._canceled(entry)
         else:
             self._settle(entry, Outcome("release", entry.claimed, entry.job.type))
 
+    def _canceled(self, entry: Running) -> None:
+        self._settle(entry, Outcome("cancel", entry.claimed, entry.job.type, error=CANCELED_BY_ADMIN))
+
+    def _timeout_s(self, job_type: str) -> float:
+        """The type's timeout_s when it has one, else jobs.job_timeout_s."""
+        found = self._registry.get(job_type)
+        return found.timeout_s if found is not None and found.timeout_s is not None else self._job_timeout_s
+
+    def _backoff_s(self, job_type: str, attempt: int) -> float:
+        """The type's backoff(attempt) when it has one (a broken one falls back to the default)."""
+        found = self._registry.get(job_type)
+        if found is not None and found.backoff is not None:
+            try:
+                delay = float(found.backoff(attempt))
+            except Exception as exc:
+                self._log.warning("job_backoff_failed", job_type=job_type, error=describe(exc))
+            else:
+                if math.isfinite(delay) and delay >= 0:
+                    return min(delay, MAX_BACKOFF_S)
+                self._log.warning("job_backoff_failed", job_type=job_type, error=f"returned {delay!r}")
+        return backoff_seconds(attempt, self._rand)
+
     def _timed_out(self, entry: Running) -> None:
-        self._log.warning("job_timed_out", timeout_s=self._job_timeout_s, **self._fields(entry))
-        self._fail(entry, f"timed out after {self._job_timeout_s:g}s")
+        timeout_s = self._timeout_s(entry.job.type)
+        self._log.warning("job_timed_out", timeout_s=timeout_s, **self._fields(entry))
+        self._fail(entry, f"timed out after {timeout_s:g}s")
 
     def _complete(self, entry: Running, result: Any) -> None:
-        self._settle(entry, Outcome("complete", entry.claimed, entry.job.type), result=result)
+        self._settle(entry, Outcome("complete", entry.claimed, entry.job.type, result=encode_result(result)),
+                     result=result)
 
     def _fail(self, entry: Running, error: str, *, retryable: bool = True) -> None:
-        delay = backoff_seconds(entry.job.attempts, self._rand)
+        delay = self._backoff_s(entry.job.type, entry.job.attempts)
         self._settle(entry, Outcome("fail", entry.claimed, entry.job.type, error=error, backoff_s=delay,
                                     retryable=retryable))
 
@@ -271,6 +331,12 @@ class Executor:
         elif how is Settled.FAILED:
             self._metrics.failed(job_type, duration)
             self._log.error("job_failed", error=outcome.error, **fields)
+        elif how is Settled.SNOOZED:
+            self._metrics.snoozed(job_type)
+            self._log.info("job_snoozed", snooze_s=outcome.backoff_s, **fields)
+        elif how is Settled.CANCELED:
+            self._metrics.canceled(job_type, duration)
+            self._log.info("job_canceled", reason=outcome.error or CANCELED_BY_ADMIN, **fields)
         else:
             self._metrics.released(job_type)
             self._log.info("job_released", reason=outcome.error or "interrupted by shutdown", **fields)

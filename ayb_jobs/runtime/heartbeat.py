@@ -55,10 +55,13 @@ class Heartbeat:
         sent = self._clock()
         # Bounded by the interval, so a hung statement cannot hold up the next beat.
         timeout = min(WRITE_TIMEOUT_S, self.interval_s)
+        cancel: set = set()
         extended = await bounded(queries.heartbeat_jobs(self._pool, claimed, lease_s=self._lease_s,
                                                         worker_id=self._executor.worker_id,
-                                                        timeout=timeout), timeout)
+                                                        timeout=timeout, cancel_requested=cancel), timeout)
         self._executor.leases_confirmed(extended, sent=sent)
+        for c in cancel:  # the control notification is the fast path; this is the fallback
+            self._executor.cancel_requested(c.id)
         lost = [c for c in claimed if c not in extended]
         for c in lost:
             # Only a run still in its handler is stopped here; one waiting for its outcome write

@@ -1,5 +1,9 @@
 """LISTEN ayb_jobs on a dedicated connection and wake the poller on each notification.
 
+It also listens on the control channel and hands each message ("cancel <job id>") to `on_control`;
+a message missed while disconnected is made up for by the heartbeat, which reads the same request
+from the job rows.
+
 After a database restart the connection is dead for good: reconnect with backoff, LISTEN again,
 and wake the poller at once (notifications sent meanwhile are lost). A server that hangs instead
 of closing is noticed by a periodic `select 1` with a timeout.
@@ -24,7 +28,7 @@ from typing import Any
 import structlog
 
 from ayb_jobs.db import queries
-from ayb_jobs.db.pool import CHANNEL, connect
+from ayb_jobs.db.pool import CHANNEL, CONTROL_CHANNEL, connect
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.loops import Backoff, wait_any
 
@@ -42,9 +46,11 @@ NOT_DELIVERING = ("a NOTIFY sent to this daemon's LISTEN connection did not arri
 class Listener:
     def __init__(self, *, dsn: str, wake: Callable[[], None], metrics: Metrics,
                  statement_cache_size: int = 100, probe_timeout_s: float = PROBE_TIMEOUT_S,
-                 probe_every_s: float = PROBE_EVERY_S) -> None:
+                 probe_every_s: float = PROBE_EVERY_S,
+                 on_control: Callable[[str], None] | None = None) -> None:
         self._dsn = dsn
         self._wake = wake
+        self._on_control = on_control
         self._metrics = metrics
         self._cache = statement_cache_size
         self._probe_timeout_s = probe_timeout_s
@@ -60,6 +66,14 @@ class Listener:
 
     def _on_notify(self, *_args: Any) -> None:
         self._wake()
+
+    def _on_control_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_control is None:
+            return
+        try:
+            self._on_control(payload)
+        except Exception as exc:  # a bad message must not take the listener down
+            log.warning("control_message_failed", payload=payload[:200], error=f"{type(exc).__name__}: {exc}")
 
     def _on_probe(self, *_args: Any) -> None:
         self._probe_arrived.set()
@@ -100,6 +114,8 @@ class Listener:
             conn.add_termination_listener(lambda _c: lost.set())
             await conn.add_listener(CHANNEL, self._on_notify)
             await conn.add_listener(self._probe_channel, self._on_probe)
+            if self._on_control is not None:
+                await conn.add_listener(CONTROL_CHANNEL, self._on_control_notify)
             self.connected.set()
             backoff.reset()
             log.debug("listener_ready", channel=CHANNEL)  # tests wait on it before timing a NOTIFY

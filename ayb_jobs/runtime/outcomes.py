@@ -20,7 +20,7 @@ from ayb_jobs.db import queries
 from ayb_jobs.db.pool import bounded
 from ayb_jobs.db.queries import Claimed, Failure
 
-Kind = Literal["complete", "fail", "release"]
+Kind = Literal["complete", "fail", "release", "snooze", "cancel"]
 # A fresh, short statement timeout for outcome writes: they touch a handful of rows by primary key.
 WRITE_TIMEOUT_S = 10.0
 MAX_BATCH = 500
@@ -35,6 +35,8 @@ class Settled(StrEnum):
     QUEUED = "queued"  # a failed attempt, retried later
     FAILED = "failed"
     RELEASED = "released"
+    SNOOZED = "snoozed"  # queued again later at the handler's request, the attempt not counted
+    CANCELED = "canceled"  # stopped at an operator's request
     LEASE_LOST = "lease_lost"  # the fence found the claim gone (recovered, re-claimed)
     # A write retried after a database error found nothing to change: its first try most likely
     # committed before the connection broke.
@@ -49,6 +51,8 @@ class Outcome:
     error: str | None = None
     backoff_s: float = 0.0
     retryable: bool = True
+    # complete: the handler's return value as the JSON to store (results.encode_result), or None.
+    result: str | None = None
     # Called once, when the outcome is settled.
     on_settled: Callable[[Settled], None] = field(default=lambda _settled: None)
 
@@ -67,8 +71,12 @@ def settled_by_earlier_try(o: Outcome, row: queries.ClaimRow | None) -> Settled:
     if (o.kind == "release" and row.state == "queued"
             and row.last_error == (o.error or queries.SHUTDOWN_REASON)):
         return Settled.RELEASED
+    if o.kind == "cancel" and row.state == "canceled" and row.last_error == o.error:
+        return Settled.CANCELED
     if row.state == "running" or (row.last_error or "").startswith("lease expired"):
         return Settled.LEASE_LOST  # recovered after the lease, maybe claimed again
+    if o.kind == "snooze" and row.state in ("queued", "canceled"):  # a snooze leaves last_error alone
+        return Settled.SNOOZED if row.state == "queued" else Settled.CANCELED
     return Settled.UNCONFIRMED
 
 
@@ -149,8 +157,21 @@ class OutcomeWriter:
         claimed = [o.claimed for o in batch]
         if kind == "complete":
             done = await bounded(queries.complete_jobs(self._pool, claimed, worker_id=self._worker_id,
-                                                       timeout=self._timeout_s), self._timeout_s)
+                                                       timeout=self._timeout_s,
+                                                       results=[o.result for o in batch]), self._timeout_s)
             return dict.fromkeys(done, Settled.COMPLETED)
+        if kind == "snooze":
+            # Canceled: an operator canceled the job while its handler was deciding to snooze.
+            snoozed = await bounded(queries.snooze_jobs(self._pool, claimed, worker_id=self._worker_id,
+                                                        delays_s=[o.backoff_s for o in batch],
+                                                        timeout=self._timeout_s), self._timeout_s)
+            return {c: Settled.SNOOZED if state == "queued" else Settled.CANCELED
+                    for c, state in snoozed.items()}
+        if kind == "cancel":
+            canceled = await bounded(queries.cancel_running_jobs(
+                self._pool, claimed, worker_id=self._worker_id, reason=batch[0].error or "canceled by admin",
+                timeout=self._timeout_s), self._timeout_s)
+            return dict.fromkeys(canceled, Settled.CANCELED)
         if kind == "fail":
             failures = [Failure(o.claimed, o.error or "", o.backoff_s, o.retryable) for o in batch]
             states = await bounded(queries.fail_jobs(self._pool, failures, worker_id=self._worker_id,

@@ -1,6 +1,6 @@
 """The poller: claims as many due jobs as there are free worker slots, in one statement.
 
-It wakes on a NOTIFY (via `wake`), when a slot frees up after a full claim, or every
+It wakes on a NOTIFY (via `wake`), when one of its jobs ends (a slot frees up), or every
 poll_interval_ms; while claims come back full it polls again at once. Polling alone is correct;
 notifications only cut latency.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -27,8 +28,10 @@ CLAIM_TIMEOUT_S = 10.0
 
 class Poller:
     def __init__(self, *, pool: Any, executor: Executor, metrics: Metrics, lease_s: float,
-                 poll_interval_s: float, claim_timeout_s: float = CLAIM_TIMEOUT_S) -> None:
+                 poll_interval_s: float, claim_timeout_s: float = CLAIM_TIMEOUT_S,
+                 queues: Sequence[str] | None = None) -> None:
         self._pool = pool
+        self._queues = None if queues is None else list(queues)  # None: every queue
         self._executor = executor
         self._metrics = metrics
         self._lease_s = lease_s
@@ -49,7 +52,7 @@ class Poller:
         sent = time.monotonic()  # the leases start later than this: the executor counts from here
         try:
             jobs = await bounded(queries.claim_jobs(self._pool, limit=free, lease_s=self._lease_s,
-                                                    worker_id=self._executor.worker_id,
+                                                    worker_id=self._executor.worker_id, queues=self._queues,
                                                     timeout=self._claim_timeout_s), self._claim_timeout_s)
         except Exception:
             self._claim_unsure = True
@@ -80,6 +83,10 @@ class Poller:
                     await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
                 continue
             self.wake.clear()
+            # A job of ours that ends after this claim wakes the idle wait below: with a queue at its
+            # concurrency limit (or paused, or another daemon's), a finished job can free the slot the
+            # next job of that queue waits for, and nothing else would say so before the poll interval.
+            self._executor.slot_freed.clear()
             asked = self._executor.free_slots()
             try:
                 got = await self.run_once()
@@ -92,7 +99,8 @@ class Poller:
             maybe_more = got >= asked
             if maybe_more:
                 continue
-            await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
+            idle_s = await self._idle_sleep_s()
+            await wait_any(self.stop, self.wake, self._executor.slot_freed, timeout=idle_s)
 
     async def _idle_sleep_s(self) -> float:
         """The poll interval, or less when a queued job (a retry, a delayed job) falls due sooner."""

@@ -217,3 +217,39 @@ async def test_openapi_documents_the_new_routes_and_fields(client) -> None:
     assert "uniqueKey" in components["EnqueueJob"]["properties"]
     assert {"result", "snoozes", "uniqueKey", "cancelRequestedAt"} <= set(components["JobOut"]["properties"])
     assert components["BulkAction"]["properties"]["action"]["enum"] == ["retry", "cancel", "delete"]
+
+
+# --- cancel of a running job ----------------------------------------------------------------------------
+
+
+async def test_cancel_of_a_running_job_is_202_with_the_request_time_and_a_finished_one_409(
+    client, pool
+) -> None:
+    job = await enqueue(client)
+    await pool.execute(
+        "UPDATE _ayb_jobs SET state = 'running', worker_id = 'w', attempts = 1 WHERE id = $1",
+        uuid.UUID(job["id"]),
+    )
+    response = await client.post(f"{JOBS}/{job['id']}/cancel")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["state"] == "running" and body["cancelRequestedAt"].endswith("Z")
+    await pool.execute("UPDATE _ayb_jobs SET state = 'completed' WHERE id = $1", uuid.UUID(job["id"]))
+    assert_envelope(
+        await client.post(f"{JOBS}/{job['id']}/cancel"),
+        409,
+        "is completed: only queued or running jobs can be canceled",
+    )
+
+
+async def test_bulk_cancel_cancels_queued_jobs_and_requests_running_ones(client, pool) -> None:
+    await add_rows(pool, 2, state="queued")
+    await add_rows(pool, 1, state="running")
+    await add_rows(pool, 1, state="completed")
+    assert await bulk(client, "cancel", type="job_prune") == {"matched": 4, "changed": 3, "dryRun": False}
+    assert await states(pool) == {
+        ("job_prune", "canceled"): 2,
+        ("job_prune", "running"): 1,
+        ("job_prune", "completed"): 1,
+    }
+    assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs WHERE cancel_requested_at IS NOT NULL") == 1

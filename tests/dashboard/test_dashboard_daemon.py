@@ -164,3 +164,15 @@ async def test_screenshots_at_desktop_and_phone_width(page, daemon) -> None:
                     await expect(page.locator('[data-stat="due"]')).not_to_have_text("–")
                 await page.screenshot(path=SHOTS / f"{name}-{width}-{scheme}.png", full_page=True)
     assert len(list(SHOTS.glob("*.png"))) >= 36
+
+
+async def test_cancel_on_a_running_row_stops_the_job_through_its_daemon(page, daemon) -> None:
+    job = await daemon.enqueue("hold", payload={"seconds": 600})
+    await daemon.wait_state(job["id"], "running")
+    await goto(page, daemon, "running")
+    row = page.locator(f'tr[data-job-id="{job["id"]}"]')
+    await row.get_by_role("button", name=f"Cancel job {job['id'][-8:]}").click()
+    await expect(page.locator(".toast-ok", has_text="Cancel requested for job")).to_be_visible()
+    done = await daemon.wait_state(job["id"], "canceled")
+    assert done["lastError"] == "canceled by admin"
+    await expect(row).to_have_count(0)  # the Running view refreshes after the action

@@ -28,7 +28,7 @@ async def test_every_module_is_served_as_javascript_under_the_strict_csp(base_ur
             assert r.headers["content-security-policy"] == csp
             todo += [m for m in re.findall(r'from "\./([\w-]+\.js)"', r.text) if m not in seen]
     assert {"api.js", "ui.js", "router.js", "view.js", "jobs.js", "job.js", "chart.js", "schedules.js",
-            "schedule-form.js", "workers.js", "audit.js", "health.js"} <= seen
+            "schedule-form.js", "workers.js", "audit.js", "health.js", "lifecycle.js"} <= seen
 
 
 LONG_TYPE = "integration.partner_sync." + "x" * 75  # 100 characters: the column's limit
@@ -287,3 +287,18 @@ async def test_the_list_leaves_payloads_to_the_detail_view(dash, pool) -> None:
     await page.get_by_role("link", name=f"Job {job_id}").click()
     await expect(page.locator("#job-payload")).to_contain_text("p" * 1000)
     await expect(page.locator(".errors-table tbody tr")).to_have_count(10)
+
+
+async def test_jobs_created_in_the_same_minute_have_distinct_short_ids(dash, pool) -> None:
+    """Job ids are time-ordered: their first 8 hex digits are shared by every job created within
+    about a minute, so a short id cut from the front named many jobs at once."""
+    ids = [await insert_job(pool, state="failed", attempts=3, last_error="x") for _ in range(3)]
+    assert len({str(i)[:8] for i in ids}) == 1  # the premise: one shared prefix
+    page = dash.page
+    await dash.open("jobs")
+    links = page.locator('#jobs-body td[data-label="ID"] a')
+    await expect(links).to_have_count(3)
+    assert sorted(await links.all_inner_texts()) == sorted(str(i)[-8:] for i in ids)
+    for job_id in ids:
+        retry = page.get_by_role("button", name=f"Retry job {str(job_id)[-8:]}", exact=True)
+        await expect(retry).to_have_count(1)

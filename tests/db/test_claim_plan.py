@@ -2,7 +2,9 @@
 aggregate every queued row.
 
 A sort under the claim's row lock cannot be a top-N sort, so it sorts every queued row: the backlog
-would slow the queue exactly when it needs to be fast. The planner's choice depends on its
+would slow the queue exactly when it needs to be fast. The claim reads each queue's head off the
+claim index (queue, priority, run_at, id) under its own LIMIT and lock, and only the merge of those
+heads (at most queues x limit rows) is sorted, above the locks. The planner's choice depends on its
 statistics, so the plans are checked as a burst of enqueues leaves them (never taken, or taken
 before the burst), after ANALYZE, and as the generic plan a long-lived prepared statement may
 switch to.
@@ -43,16 +45,25 @@ async def _plan(conn: asyncpg.Connection, name: str, types: str = "", args: str 
     return json.loads(raw)
 
 
-async def _assert_claim_reads_the_index_in_order(conn: asyncpg.Connection, limit: int) -> None:
-    plan = await _plan(conn, "claim_jobs", "(int, float8, text)", f"({limit}, 30, 'w')")
+async def _assert_claim_reads_the_index_in_order(conn: asyncpg.Connection, limit: int, queues: int = 1,
+                                                 only: str = "NULL") -> None:
+    plan = await _plan(conn, "claim_jobs", "(int, float8, text, text[])", f"({limit}, 30, 'w', {only})")
     shown = json.dumps(plan, indent=1)
     [picked] = [n for n in _nodes(plan) if n.get("Subplan Name") == "CTE picked"]
-    assert not {n.get("Node Type") for n in _nodes(picked)} & {"Sort", "Incremental Sort"}, shown
-    [scan] = [n for n in _nodes(picked) if n.get("Relation Name") == "_ayb_jobs"]
-    assert (scan["Node Type"], scan["Index Name"]) == ("Index Scan", "idx_ayb_jobs_claimable"), shown
-    assert scan["Actual Rows"] <= limit, shown
-    # The rows are then found by primary key: no scan of the table, no hash of it.
-    assert not {n.get("Node Type") for n in _nodes(plan)} & {"Seq Scan", "Hash Join"}, shown
+    [lock] = [n for n in _nodes(picked) if n.get("Node Type") == "LockRows"]
+    # Nothing sorts under the row lock: each queue's head comes off the index in claim order.
+    assert not {n.get("Node Type") for n in _nodes(lock)} & {"Sort", "Incremental Sort"}, shown
+    [scan] = [n for n in _nodes(lock) if n.get("Relation Name") == "_ayb_jobs"]
+    assert (scan["Node Type"], scan["Index Name"]) == ("Index Scan", "idx_ayb_jobs_queue_claim"), shown
+    assert scan["Actual Rows"] <= limit and scan["Actual Loops"] <= queues, shown
+    # The only sort merges the queues' heads: at most queues x limit rows, never the backlog.
+    for sort in (n for n in _nodes(picked) if n.get("Node Type") in ("Sort", "Incremental Sort")):
+        assert sort["Actual Rows"] <= limit and sort["Plans"][0]["Actual Rows"] <= queues * limit, shown
+    # The rows are then found by primary key: no scan of the job table, no hash of it.
+    for node in _nodes(plan):
+        assert not (node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "_ayb_jobs"), shown
+        if node.get("Node Type") == "Hash Join":
+            assert "_ayb_jobs" not in {n.get("Relation Name") for n in _nodes(node)}, shown
     assert plan[0]["Plan"]["Actual Rows"] == limit, shown
 
 
@@ -85,4 +96,28 @@ async def test_queue_statements_stop_early_on_a_deep_queue_the_statistics_have_n
             await _assert_claim_reads_the_index_in_order(conn, limit)
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await _assert_claim_reads_the_index_in_order(conn, 64)
+        await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")
+
+
+QUEUES = ("default", "email", "bulk", "reports")
+
+
+async def test_claim_reads_only_each_queues_head_with_a_deep_backlog_in_several_queues(pool) -> None:
+    """300,000 queued jobs over four queues and three priorities, one of the queues limited and one
+    paused: the claim still reads a handful of index entries per queue and sorts only their heads."""
+    await pool.execute(
+        "INSERT INTO _ayb_jobs (type, queue, priority, run_at) "
+        "SELECT 't', ($2::text[])[1 + i % 4], (i % 3) - 1, "
+        "       now() - interval '1 day' + make_interval(secs => i / 1000) "
+        "FROM generate_series(1, $1) i", DEPTH, list(QUEUES))
+    await pool.execute("INSERT INTO _ayb_job_queues (name, concurrency) VALUES ('bulk', 5)")
+    await pool.execute("INSERT INTO _ayb_job_queues (name, paused) VALUES ('reports', true)")
+    async with pool.acquire() as conn:
+        await _assert_claim_reads_the_index_in_order(conn, 64, queues=3)  # no statistics yet
+        await conn.execute("ANALYZE _ayb_jobs")
+        for limit in (1, 64, 256):
+            await _assert_claim_reads_the_index_in_order(conn, limit, queues=3)
+        await _assert_claim_reads_the_index_in_order(conn, 64, queues=2, only="ARRAY['email','bulk']")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await _assert_claim_reads_the_index_in_order(conn, 64, queues=3)
         await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")

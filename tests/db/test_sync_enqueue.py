@@ -96,3 +96,14 @@ async def test_bad_arguments_are_refused_before_any_statement(pg) -> None:
     with pytest.raises(InvalidInput, match="unique_key"):
         sync.enqueue(pg, "ok", unique_key="")
     assert pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_the_shared_statement_is_rewritten_to_the_format_style_with_its_parameters_in_order() -> None:
+    text, order = sync._format_style("-- $9 in a comment is not a parameter\nSELECT $2::int, '%', $1, $2")
+    assert text == "SELECT %s::int, '%%', %s, %s" and order == [1, 0, 1]
+
+
+def test_arrays_in_postgres_text_form_are_read_for_drivers_that_do_not_parse_them() -> None:
+    job_id = "0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"
+    assert sync._uuids(f"{{{job_id}}}") == [UUID(job_id)]
+    assert sync._texts("{NULL,key}") == [None, "key"] and sync._texts("{}") == []

@@ -5,13 +5,15 @@
 //   router.js         hash routes with filters in the URL
 //   view.js           the view on screen and its refresh
 //   health.js         the Postgres health banner above every view
-//   jobs.js, job.js, chart.js, schedules.js, schedule-form.js, workers.js, audit.js   the views
+//   lifecycle.js      job actions (retry, cancel, delete), bulk actions with a dry run, results
+//   jobs.js, job.js, chart.js, schedules.js, schedule-form.js, queues.js, workers.js, audit.js   the views
 
 import { api, clearToken, forgetJobTypes, getToken, setToken, setUnauthorizedHandler } from "./api.js";
 import { renderAudit } from "./audit.js";
 import { hideHealth, refreshHealth } from "./health.js";
 import { renderJobDetail } from "./job.js";
 import { renderJobs } from "./jobs.js";
+import { renderQueues } from "./queues.js";
 import { forgetLocation, isNewLocation, parseRoute, section } from "./router.js";
 import { renderScheduleForm } from "./schedule-form.js";
 import { renderScheduleDetail, renderSchedules } from "./schedules.js";
@@ -24,7 +26,7 @@ const REFRESH_MS = 5000;
 
 const VIEWS = {
   jobs: renderJobs, job: renderJobDetail, schedules: renderSchedules, schedule: renderScheduleDetail,
-  "schedule-form": renderScheduleForm, workers: renderWorkers, audit: renderAudit,
+  "schedule-form": renderScheduleForm, queues: renderQueues, workers: renderWorkers, audit: renderAudit,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { explainPanel } from "./explain.js";
 import { jobActionButton } from "./jobs.js";
+import { actionsFor, cancelRequestedNote, resultSection } from "./lifecycle.js";
 import {
   badge, cell, displayState, h, keepFocus, pretty, shortId, timeEl, toastError,
 } from "./ui.js";
@@ -13,11 +14,12 @@ const JOB_FIELDS = [
   ["id", "ID"], ["type", "Type"], ["state", "State"], ["attempts", "Attempts"], ["maxAttempts", "Max attempts"],
   ["runAt", "Run at"], ["createdAt", "Created"], ["updatedAt", "Updated"], ["lastRunAt", "Last run"],
   ["leaseUntil", "Lease until"], ["workerId", "Worker"], ["completedAt", "Completed"],
-  ["canceledAt", "Canceled"], ["idempotencyKey", "Idempotency key"], ["scheduleId", "Schedule"],
+  ["canceledAt", "Canceled"], ["cancelRequestedAt", "Cancel requested"], ["snoozes", "Snoozes"],
+  ["idempotencyKey", "Idempotency key"], ["uniqueKey", "Unique key"], ["scheduleId", "Schedule"],
   ["lastError", "Last error"],
 ];
 const TIME_FIELDS = new Set(["runAt", "createdAt", "updatedAt", "lastRunAt", "leaseUntil", "completedAt",
-  "canceledAt"]);
+  "canceledAt", "cancelRequestedAt"]);
 
 export function renderJobDetail({ id }) {
   const isCurrent = beginView();
@@ -49,7 +51,7 @@ export function renderJobDetail({ id }) {
     if (!isCurrent()) return;
     markUpdated();
     // Only re-render on change, so that text the user is selecting (e.g. the payload) stays put.
-    const version = `${job.updatedAt}|${job.state}|${job.attempts}`;
+    const version = `${job.updatedAt}|${job.state}|${job.attempts}|${job.cancelRequestedAt}`;
     if (version === shownVersion && !force) return;
     shownVersion = version;
     keepFocus(() => body.replaceChildren(...jobDetail(job, scheduleNames.get(job.scheduleId),
@@ -74,11 +76,10 @@ function fieldValue(job, key, scheduleName) {
 }
 
 function jobDetail(job, scheduleName, refresh) {
-  const actions = [];
-  if (job.state === "failed" || job.state === "canceled") {
-    actions.push(jobActionButton("retry", job, refresh, { small: false, keyPrefix: "detail-" }));
-  }
-  if (job.state === "queued") actions.push(jobActionButton("cancel", job, refresh, { small: false, keyPrefix: "detail-" }));
+  // A deleted job has no page left to show: go back to the list.
+  const afterAction = async () => ((await jobStillThere(job.id)) ? refresh() : (location.hash = "#/jobs"));
+  const actions = actionsFor(job).map((action) => jobActionButton(action, job, afterAction,
+    { small: false, keyPrefix: "detail-" }));
   const fields = h("dl", { class: "fields" });
   for (const [key, label] of JOB_FIELDS) {
     if (job[key] === undefined || job[key] === null) continue;
@@ -97,10 +98,21 @@ function jobDetail(job, scheduleName, refresh) {
         cell("Worker", h("span", { class: "mono" }, e.worker_id ?? e.workerId ?? "—")),
         cell("Error", h("pre", { class: "error-text wrap" }, e.error ?? "")))))));
   return [
-    actions.length ? h("div", { class: "detail-actions" }, actions) : null,
+    actions.length || job.cancelRequestedAt ? h("div", { class: "detail-actions" }, actions, cancelRequestedNote(job))
+      : null,
     h("h2", {}, "Fields"), fields,
     h("h2", {}, "Payload"), h("pre", { class: "code", id: "job-payload", tabindex: "0",
       "aria-label": "Payload (JSON)" }, pretty(job.payload ?? {})),
+    ...resultSection(job),
     h("h2", {}, "Error history"), errorsTable,
   ].filter(Boolean);
+}
+
+async function jobStillThere(id) {
+  try {
+    await api("GET", `/jobs/${encodeURIComponent(id)}`);
+    return true;
+  } catch (err) {
+    return err.status !== 404;
+  }
 }

@@ -8,6 +8,7 @@ import {
   actionButton, badge, cell, clip, displayState, fmtDuration, h, keepFocus, pager, secondsUntil,
   shortId, table, timeEl, toastError, truncate,
 } from "./ui.js";
+import { actionsFor, bulkBar, cancelRequestedNote, confirmJobAction, runJobAction } from "./lifecycle.js";
 import { beginView, markUpdated, mount, setRefresh } from "./view.js";
 
 export const PAGE_SIZE = 50;
@@ -16,7 +17,7 @@ const MODES = {
   all: { path: "jobs", title: "Jobs", caption: "Jobs, newest first",
     columns: ["State", "Type", "ID", "Created", "Run at", "Attempts", "Last error", "Actions"] },
   running: { path: "running", title: "Running jobs", state: "running", caption: "Running jobs, newest first",
-    columns: ["Type", "ID", "Worker", "Started", "Elapsed", "Attempt", "Lease until"],
+    columns: ["Type", "ID", "Worker", "Started", "Elapsed", "Attempt", "Lease until", "Actions"],
     empty: "No job is running." },
   scheduled: { path: "scheduled", title: "Scheduled jobs", state: "scheduled",
     caption: "Queued jobs whose run time has not come yet",
@@ -52,8 +53,10 @@ export function renderJobs({ mode, params }) {
   const form = filterForm(mode, filters, (next) => {
     Object.assign(filters, next, { page: 1 });
     saveFilters();
+    bulk?.update();
     refresh();
   });
+  const bulk = mode === "all" ? bulkBar(() => filters, () => refresh()) : null;
   const tbody = h("tbody", { id: "jobs-body" });
   const jobsTable = table({ id: "jobs-table", cls: `jobs-table jobs-${mode}`, caption: spec.caption,
     columns: spec.columns, tbody });
@@ -65,7 +68,7 @@ export function renderJobs({ mode, params }) {
 
   mount(h("section", { class: "view" },
     h("div", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, spec.title)),
-    stats, timeline, form.element, searchNote, wrap, empty, pagerNav));
+    stats, timeline, form.element, bulk?.element, searchNote, wrap, empty, pagerNav));
 
   function saveFilters() {
     const { state, type, q, page } = filters;
@@ -73,6 +76,7 @@ export function renderJobs({ mode, params }) {
   }
 
   async function refresh({ auto = false } = {}) {
+    bulk?.update(); // a bulk action started on an earlier visit of this view may have ended
     const listing = auto && filters.q ? null : loadPage();
     const [statsRes, timelineRes] = await Promise.allSettled([
       api("GET", "/jobs/stats"), timeline ? api("GET", "/jobs/timeline", { query: { minutes: 60 } }) : null,
@@ -190,27 +194,23 @@ function filterForm(mode, filters, apply) {
 // Rows
 
 function jobActions(job, refresh) {
-  const buttons = [];
-  const state = job.state;
-  if (state === "failed" || state === "canceled") buttons.push(jobActionButton("retry", job, refresh));
-  if (state === "queued") buttons.push(jobActionButton("cancel", job, refresh));
-  return h("div", { class: "row-actions" }, buttons);
+  return h("div", { class: "row-actions" }, actionsFor(job).map((action) => jobActionButton(action, job, refresh)),
+    cancelRequestedNote(job));
 }
 
-/** Retry or Cancel a job; also used by the detail view. */
+const ACTION_LABELS = { retry: "Retry", cancel: "Cancel", delete: "Delete" };
+
+/** Retry, Cancel (queued or running) or Delete (finished) a job; also used by the detail view. */
 export function jobActionButton(action, job, refresh, { small = true, keyPrefix = "" } = {}) {
-  const label = action === "retry" ? "Retry" : "Cancel";
+  const label = ACTION_LABELS[action];
   const key = `${keyPrefix}${action}:${job.id}`;
-  const other = `${keyPrefix}${action === "retry" ? "cancel" : "retry"}:${job.id}`;
-  const cls = [small ? "small" : "", action === "cancel" ? "danger-outline" : small ? "" : "primary"].join(" ").trim();
+  const others = Object.keys(ACTION_LABELS).filter((a) => a !== action).map((a) => `${keyPrefix}${a}:${job.id}`);
+  const cls = [small ? "small" : "", action === "retry" ? (small ? "" : "primary") : "danger-outline"].join(" ").trim();
   return actionButton({ class: cls, "aria-label": `${label} job ${shortId(job.id)}` }, label, {
     key, refresh, errorContext: `${label} failed`,
     // After a retry the row offers Cancel instead; else the job's own link keeps the place.
-    focusKeys: [key, other, `open:${job.id}`],
-    run: async () => {
-      const done = await api("POST", `/jobs/${encodeURIComponent(job.id)}/${action}`);
-      return `${action === "retry" ? "Retried" : "Canceled"} job ${shortId(job.id)}; it is now ${done.state}.`;
-    },
+    focusKeys: [key, ...others, `open:${job.id}`],
+    run: async () => ((await confirmJobAction(action, job)) ? runJobAction(action, job, refresh) : null),
   });
 }
 
@@ -238,7 +238,7 @@ const ROWS = {
       ? h("span", { class: "error-text", title: job.lastError }, truncate(job.lastError, 90))
       : h("span", { class: "muted" }, "—")),
     cell("Actions", jobActions(job, refresh))),
-  running: (job) => h("tr", { "data-job-id": job.id, "data-state": job.state },
+  running: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("Type", clip(job.type, { cls: "mono" })),
     cell("ID", idLink(job)),
     cell("Worker", job.workerId
@@ -247,7 +247,8 @@ const ROWS = {
     cell("Started", timeEl(job.lastRunAt)),
     cell("Elapsed", h("span", { class: "elapsed" }, job.lastRunAt ? fmtDuration(-secondsUntil(job.lastRunAt)) : "—")),
     cell("Attempt", `${job.attempts} / ${job.maxAttempts}`),
-    cell("Lease until", timeEl(job.leaseUntil))),
+    cell("Lease until", timeEl(job.leaseUntil)),
+    cell("Actions", jobActions(job, refresh))),
   scheduled: (job, refresh) => h("tr", { "data-job-id": job.id, "data-state": job.state },
     cell("Type", clip(job.type, { cls: "mono" })),
     cell("ID", idLink(job)),

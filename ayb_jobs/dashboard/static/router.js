@@ -44,7 +44,7 @@ export function forgetLocation() {
 
 // Views with one route each, no id: #/<name>?filters. A new such view needs only its name here, its
 // render function in app.js's VIEWS and a link in index.html's nav.
-const SIMPLE_VIEWS = new Set(["workers", "audit"]);
+const SIMPLE_VIEWS = new Set(["queues", "workers", "audit"]);
 
 export function parseRoute() {
   const { path, params } = currentLocation();
