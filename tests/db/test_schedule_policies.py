@@ -248,3 +248,12 @@ async def test_the_loop_prunes_the_history_only_when_the_next_slot_is_far(
     clock.at = T0 + 9 * MINUTE + timedelta(seconds=40)
     assert await sched._prune_history() is True
     assert [s for s, _ in await history(service, sid)] == [T0 + i * MINUTE for i in range(6, 10)]
+
+
+async def test_scheduled_jobs_get_time_ordered_ids_like_every_other_job(
+    service: JobService, pool: asyncpg.Pool
+) -> None:
+    sid = await minutely(service, pool)
+    await scheduler(pool, Clock(T0)).run_once()
+    job_id = await pool.fetchval("SELECT id FROM _ayb_jobs WHERE schedule_id = $1", sid)
+    assert job_id.version == 7
