@@ -107,3 +107,16 @@ def test_arrays_in_postgres_text_form_are_read_for_drivers_that_do_not_parse_the
     job_id = "0190b1a2-7c3d-7e4f-8a5b-6c7d8e9f0a1b"
     assert sync._uuids(f"{{{job_id}}}") == [UUID(job_id)]
     assert sync._texts("{NULL,key}") == [None, "key"] and sync._texts("{}") == []
+
+
+async def test_queue_and_priority_are_taken_as_given_or_from_the_types_policy(pg, pool) -> None:
+    await pool.execute("INSERT INTO _ayb_job_types (type, queue, priority, max_attempts) "
+                       "VALUES ('mailer', 'mail', -5, 7)")
+    given = sync.enqueue(pg, "mailer", queue="urgent", priority=-50)
+    policy = sync.enqueue(pg, "mailer")
+    plain = sync.enqueue(pg, "other")
+    pg.commit()
+    rows = {r["id"]: r for r in await pool.fetch("SELECT id, queue, priority, max_attempts FROM _ayb_jobs")}
+    assert (rows[given]["queue"], rows[given]["priority"], rows[given]["max_attempts"]) == ("urgent", -50, 7)
+    assert (rows[policy]["queue"], rows[policy]["priority"], rows[policy]["max_attempts"]) == ("mail", -5, 7)
+    assert (rows[plain]["queue"], rows[plain]["priority"], rows[plain]["max_attempts"]) == ("default", 0, 3)
