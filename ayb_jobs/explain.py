@@ -31,13 +31,13 @@ class WorkerFacts:
     worker_id: str
     alive: bool
     last_seen_at: datetime
-    queues: Sequence[str]  # empty: the daemon serves every queue
+    queues: Sequence[str]  # empty or "*": the daemon serves every queue
     types: Sequence[str]
     concurrency: int
     in_flight: int
 
     def serves(self, queue: str) -> bool:
-        return not self.queues or queue in self.queues
+        return not self.queues or "*" in self.queues or queue in self.queues
 
 
 @dataclass(frozen=True, slots=True)

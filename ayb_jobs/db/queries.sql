@@ -577,7 +577,8 @@ WITH batch AS (
     SELECT d.sid, d.slot, adv.job_type, adv.payload, adv.max_attempts, adv.queue, adv.priority,
            CASE WHEN d.want = 'enqueue' AND busy.id IS NOT NULL THEN 'skipped_overlap'
                 WHEN d.want = 'enqueue' THEN 'enqueued' ELSE d.want END AS outcome,
-           CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN gen_random_uuid() END AS job_id
+           -- The jobs' ids are made here (the fires row names them), as the column default would.
+           CASE WHEN d.want = 'enqueue' AND busy.id IS NULL THEN _ayb_uuid_v7() END AS job_id
     FROM unnest($6::uuid[], $7::timestamptz[], $8::text[]) AS d(sid, slot, want)
     JOIN adv ON adv.id = d.sid
     LEFT JOIN busy ON busy.id = d.sid

@@ -38,6 +38,7 @@ FIRE_BATCH = 500
 FIRE_PARALLEL = 3  # batch statements in flight at once
 HISTORY_KEEP = 100  # fire decisions kept per schedule
 PRUNE_EVERY_S = 600.0
+PRUNE_MIN_IDLE_S = 10.0  # prune only when the next slot is at least this far away
 
 
 async def fill_missing_next_run(pool: Any) -> int:
@@ -82,7 +83,6 @@ class Scheduler:
         enqueued = self._report(plans, fires)  # after every batch: logging must not delay the next one
         if enqueued:
             self._on_enqueued()
-        await self._prune_history()
         return enqueued
 
     async def _fire(self, plans: list[queries.FirePlan], clock: datetime | None) -> list[queries.Fire]:
@@ -127,10 +127,18 @@ class Scheduler:
                      slots=len(slots), first_slot=slots[0].isoformat(), last_slot=slots[-1].isoformat())
         return enqueued
 
-    async def _prune_history(self) -> None:
-        if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
-            self._pruned_at = time.monotonic()
-            await queries.prune_schedule_fires(self._pool, keep=HISTORY_KEEP)
+    async def _prune_history(self) -> bool:
+        """Trim the fire history when due and the next slot is far enough away: with thousands of
+        schedules the delete takes a second or two, which must not make a minute late."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return False
+        until_next = await queries.seconds_until_next_schedule(self._pool, clock=self._clock())
+        if until_next is not None and until_next < PRUNE_MIN_IDLE_S:
+            return False
+        self._pruned_at = time.monotonic()
+        deleted = await queries.prune_schedule_fires(self._pool, keep=HISTORY_KEEP)
+        log.debug("schedule_history_pruned", deleted=deleted)
+        return True
 
     async def _sleep_s(self) -> float:
         until_next = await queries.seconds_until_next_schedule(self._pool, clock=self._clock())
@@ -148,6 +156,8 @@ class Scheduler:
             try:
                 await self.run_once()
                 sleep_s = await self._sleep_s()
+                if await self._prune_history():
+                    sleep_s = await self._sleep_s()
                 backoff.reset()
             except Exception as exc:
                 self._metrics.db_error("scheduler")

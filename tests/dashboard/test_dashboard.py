@@ -249,7 +249,8 @@ async def test_edit_with_invalid_cron_shows_the_server_error_and_saves_nothing(d
     await cron.fill("15 3 * * *")
     await page.get_by_role("button", name="Save changes").click()
     await expect(page.locator(".toast-ok")).to_contain_text("Saved schedule job_prune_daily")
-    assert set(bodies[0]) == {"cronExpr", "timezone", "payload", "enabled", "maxAttempts"}
+    assert set(bodies[0]) == {"cronExpr", "timezone", "payload", "enabled", "maxAttempts", "overlap",
+                              "misfire"}
     assert (await schedule_row(pool, "job_prune_daily"))["cron_expr"] == "15 3 * * *"
 
 

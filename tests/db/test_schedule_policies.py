@@ -231,3 +231,29 @@ async def test_two_daemons_share_a_large_minute_in_batches_with_one_decision_eac
     assert await pool.fetchval("SELECT count(*) FROM _ayb_jobs") == 1200
     assert await pool.fetchval("SELECT count(*) FROM _ayb_job_schedules WHERE next_run_at = $1",
                                T0 + MINUTE) == 1200
+
+
+async def test_the_loop_prunes_the_history_only_when_the_next_slot_is_far(
+    service: JobService, pool: asyncpg.Pool, monkeypatch
+) -> None:
+    sid = await minutely(service, pool, misfire="skip")
+    clock = Clock(T0 + 9 * MINUTE + timedelta(seconds=30))
+    sched = scheduler(pool, clock)
+    await sched.run_once()  # 10 decisions; the next slot is 30 s away
+    monkeypatch.setattr("ayb_jobs.runtime.scheduler.HISTORY_KEEP", 4)
+    monkeypatch.setattr("ayb_jobs.runtime.scheduler.PRUNE_EVERY_S", 0.0)
+    clock.at = T0 + 9 * MINUTE + timedelta(seconds=55)  # 5 s before the next slot: not now
+    assert await sched._prune_history() is False
+    assert len(await history(service, sid)) == 10
+    clock.at = T0 + 9 * MINUTE + timedelta(seconds=40)
+    assert await sched._prune_history() is True
+    assert [s for s, _ in await history(service, sid)] == [T0 + i * MINUTE for i in range(6, 10)]
+
+
+async def test_scheduled_jobs_get_time_ordered_ids_like_every_other_job(
+    service: JobService, pool: asyncpg.Pool
+) -> None:
+    sid = await minutely(service, pool)
+    await scheduler(pool, Clock(T0)).run_once()
+    job_id = await pool.fetchval("SELECT id FROM _ayb_jobs WHERE schedule_id = $1", sid)
+    assert job_id.version == 7

@@ -56,6 +56,7 @@ def test_no_live_daemon_at_all() -> None:
 def test_no_live_daemon_serving_the_queue() -> None:
     f = job(workers=(worker(queues=("reports",)),))
     assert codes(f) == ["no_live_worker_for_queue"]
+    assert codes(job(workers=(worker(queues=("*",)),))) == ["due"]  # "*": every queue
 
 
 def test_no_live_daemon_has_the_handler() -> None:

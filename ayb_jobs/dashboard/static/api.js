@@ -25,6 +25,7 @@ const FIELD_LABELS = {
   name: "Name", jobType: "Job type", cronExpr: "Cron expression", expr: "Cron expression",
   timezone: "Timezone", payload: "Payload", maxAttempts: "Max attempts", enabled: "Enabled",
   type: "Type", q: "Search", state: "State", limit: "Page size", offset: "Page",
+  overlap: "While the previous job still runs", misfire: "Missed slots", misfireMax: "Most missed runs",
 };
 
 // Validation phrases as they come from pydantic, and what an operator should read instead.

@@ -2,6 +2,7 @@
 // The list's rows are summaries; this view fetches the whole job.
 
 import { api } from "./api.js";
+import { explainPanel } from "./explain.js";
 import { jobActionButton } from "./jobs.js";
 import { actionsFor, cancelRequestedNote, resultSection } from "./lifecycle.js";
 import {
@@ -23,10 +24,11 @@ const TIME_FIELDS = new Set(["runAt", "createdAt", "updatedAt", "lastRunAt", "le
 export function renderJobDetail({ id }) {
   const isCurrent = beginView();
   const body = h("div", { id: "job-detail" }, h("p", { class: "muted" }, "Loading…"));
+  const why = explainPanel(id);
   mount(h("section", { class: "view" },
     h("p", {}, h("a", { href: "#/jobs" }, "← All jobs")),
     h("div", { class: "view-head" }, h("h1", { id: "view-title", tabindex: "-1" }, `Job ${shortId(id)}`)),
-    body));
+    why, body));
   let shownVersion = null;
   const scheduleNames = new Map();
 
@@ -44,6 +46,8 @@ export function renderJobDetail({ id }) {
       const schedule = await api("GET", `/schedules/${job.scheduleId}`).catch(() => null);
       scheduleNames.set(job.scheduleId, schedule?.name ?? null);
     }
+    if (!isCurrent()) return;
+    await why.refresh();
     if (!isCurrent()) return;
     markUpdated();
     // Only re-render on change, so that text the user is selecting (e.g. the payload) stays put.

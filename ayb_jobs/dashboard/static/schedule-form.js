@@ -84,6 +84,17 @@ function controls(s, editing) {
       required: true, value: s.maxAttempts, inputmode: "numeric", "aria-describedby": "max-error" }),
     maxError: h("p", { class: "field-error", id: "max-error" }),
     enabled: h("input", { id: "f-enabled", name: "enabled", type: "checkbox", checked: s.enabled }),
+    overlap: h("select", { id: "f-overlap", name: "overlap", "aria-describedby": "f-overlap-hint" },
+      h("option", { value: "allow", selected: s.overlap === "allow" }, "Allow: start a job at every slot"),
+      h("option", { value: "skip", selected: s.overlap === "skip" },
+        "Skip: no new job while the previous one is queued or running")),
+    misfire: h("select", { id: "f-misfire", name: "misfire", "aria-describedby": "f-misfire-hint" },
+      h("option", { value: "coalesce", selected: s.misfire === "coalesce" }, "Coalesce: one run for them all"),
+      h("option", { value: "skip", selected: s.misfire === "skip" }, "Skip: no run for missed slots"),
+      h("option", { value: "all", selected: s.misfire === "all" }, "All: one job per missed slot")),
+    misfireMax: h("input", { id: "f-misfire-max", name: "misfireMax", type: "number", min: 1, max: 100, step: 1,
+      value: s.misfireMax, inputmode: "numeric", "aria-describedby": "misfire-max-error" }),
+    misfireMaxError: h("p", { class: "field-error", id: "misfire-max-error" }),
     formError: h("p", { class: "form-error", id: "form-error", role: "alert" }),
     submit: h("button", { type: "submit", class: "primary", id: "save-schedule" },
       editing ? "Save changes" : "Create schedule"),
@@ -92,8 +103,9 @@ function controls(s, editing) {
 
 function scheduleForm(schedule, isCurrent) {
   const editing = schedule !== null;
-  const s = schedule || { name: "", jobType: "", cronExpr: "", timezone: "UTC", payload: {},
-    maxAttempts: 3, enabled: true };
+  const s = { overlap: "allow", misfire: "coalesce", misfireMax: 10,
+    ...(schedule || { name: "", jobType: "", cronExpr: "", timezone: "UTC", payload: {}, maxAttempts: 3,
+      enabled: true }) };
   const c = controls(s, editing);
   c.payload.value = pretty(s.payload ?? {});
 
@@ -117,6 +129,12 @@ function scheduleForm(schedule, isCurrent) {
     c.preview,
     field("f-payload", "Payload (JSON object)", c.payload, c.payloadError),
     field("f-max", "Max attempts", c.maxAttempts, c.maxError),
+    field("f-overlap", "While the previous job still runs", c.overlap, h("p", { class: "hint", id: "f-overlap-hint" },
+      "Skipped slots are recorded in the schedule's fire history.")),
+    h("div", { class: "field-row" },
+      field("f-misfire", "Slots missed while no daemon ran", c.misfire, h("p", { class: "hint", id: "f-misfire-hint" },
+        "A slot is missed when it is decided more than 10 s late (downtime).")),
+      field("f-misfire-max", "Most missed runs", c.misfireMax, c.misfireMaxError)),
     h("div", { class: "field check" }, c.enabled, h("label", { for: "f-enabled" }, "Enabled")),
     c.formError,
     h("div", { class: "form-actions" }, c.submit, h("a", { href: "#/schedules", class: "button" }, "Cancel")));
@@ -124,6 +142,10 @@ function scheduleForm(schedule, isCurrent) {
   // A "Not saved: …" message is about the values that were sent: any change makes it stale.
   form.addEventListener("input", () => { c.formError.textContent = ""; });
   wirePreview(c, isCurrent);
+  // "Most missed runs" only means something with "All".
+  const syncMisfire = () => { c.misfireMax.disabled = c.misfire.value !== "all"; };
+  c.misfire.addEventListener("change", syncMisfire);
+  syncMisfire();
   const checks = wireChecks(c, editing);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -179,6 +201,13 @@ function wireChecks(c, editing) {
     setError(c.payload, c.payloadError, parsed.error);
     return parsed;
   };
+  const checkMisfireMax = () => {
+    const n = Number(c.misfireMax.value);
+    const error = c.misfireMax.disabled || (Number.isInteger(n) && n >= 1 && n <= 100)
+      ? "" : "Most missed runs must be a whole number from 1 to 100.";
+    setError(c.misfireMax, c.misfireMaxError, error);
+    return error ? null : n;
+  };
   const checkMax = () => {
     const n = Number(c.maxAttempts.value);
     const error = Number.isInteger(n) && n >= 1 && n <= 100 ? "" : "Max attempts must be a whole number from 1 to 100.";
@@ -189,10 +218,10 @@ function wireChecks(c, editing) {
   // Clear a shown error as soon as the text is fixed.
   c.name.addEventListener("input", () => c.nameError.textContent && checkName());
   c.payload.addEventListener("input", () => c.payloadError.textContent && checkPayload());
-  return { checkName, checkPayload, checkMax };
+  return { checkName, checkPayload, checkMax, checkMisfireMax };
 }
 
-async function submit(c, schedule, { checkName, checkPayload, checkMax }) {
+async function submit(c, schedule, { checkName, checkPayload, checkMax, checkMisfireMax }) {
   const editing = schedule !== null;
   const fail = (message, control) => {
     c.formError.textContent = message;
@@ -208,8 +237,12 @@ async function submit(c, schedule, { checkName, checkPayload, checkMax }) {
   if (!c.cronExpr.value.trim()) return fail("Enter a cron expression.", c.cronExpr);
   if (parsed.error) return fail(parsed.error, c.payload);
   if (max === null) return fail(c.maxError.textContent, c.maxAttempts);
+  const misfireMax = checkMisfireMax();
+  if (misfireMax === null) return fail(c.misfireMaxError.textContent, c.misfireMax);
   const common = { cronExpr: c.cronExpr.value.trim(), timezone: c.timezone.value.trim() || "UTC",
-    payload: parsed.value, enabled: c.enabled.checked, maxAttempts: max };
+    payload: parsed.value, enabled: c.enabled.checked, maxAttempts: max, overlap: c.overlap.value,
+    misfire: c.misfire.value };
+  if (c.misfire.value === "all") common.misfireMax = misfireMax;
   c.submit.disabled = true;
   try {
     const saved = editing

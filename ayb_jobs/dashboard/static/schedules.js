@@ -2,6 +2,7 @@
 // Fire times are shown in the schedule's own timezone, labelled, with the browser's time beside.
 
 import { api } from "./api.js";
+import { fireHistory } from "./fire-history.js";
 import {
   actionButton, badge, cell, clip, confirmDialog, displayState, h, keepFocus, shortId, table, timeEl,
   toastError, truncate, zonedTimeEl,
@@ -108,9 +109,10 @@ export function renderScheduleDetail({ id }) {
   const empty = h("p", { class: "empty", id: "schedule-jobs-empty", hidden: true }, "This schedule has enqueued no jobs yet.");
   const more = h("p", { class: "hint", id: "schedule-jobs-total" });
   const wrap = h("div", { class: "table-wrap" }, jobs);
+  const fires = fireHistory(id);
   mount(h("section", { class: "view" },
     h("p", {}, h("a", { href: "#/schedules" }, "← All schedules")),
-    h("div", { class: "view-head" }, title), summary,
+    h("div", { class: "view-head" }, title), summary, fires,
     h("h2", {}, "Recent jobs"), wrap, empty, more));
 
   async function refresh() {
@@ -119,6 +121,7 @@ export function renderScheduleDetail({ id }) {
     try {
       [schedule, page] = await Promise.all([api("GET", `/schedules/${encodeURIComponent(id)}`),
         api("GET", "/jobs", { query: { scheduleId: id, view: "summary", limit: HISTORY_SIZE } })]);
+      await fires.refresh(schedule.timezone);
     } catch (err) {
       if (!isCurrent() || err.handled) return;
       summary.replaceChildren(h("p", { class: "form-error", role: "alert" }, err.message));
@@ -152,6 +155,9 @@ function scheduleSummary(s, refresh) {
       item("Next run", s.enabled ? zonedTimeEl(s.nextRunAt, s.timezone) : h("span", { class: "muted" }, "disabled")),
       item("Last run", zonedTimeEl(s.lastRunAt, s.timezone)),
       item("Max attempts", String(s.maxAttempts)),
+      item("Overlap", s.overlap === "skip" ? "skip a slot while the previous job runs" : "allow"),
+      item("Missed slots", s.misfire === "all" ? `run each (at most ${s.misfireMax})`
+        : s.misfire === "skip" ? "skip them" : "one run for them all (coalesce)"),
       item("ID", h("span", { class: "mono" }, s.id))));
 }
 
