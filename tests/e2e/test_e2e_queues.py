@@ -99,7 +99,9 @@ async def test_three_daemons_never_run_more_of_a_limited_queue_than_its_limit(st
         intervals = await _intervals(qdb)
         assert max_overlap(intervals) <= 2
         assert await qdb.fetchval("SELECT count(*) FROM _ayb_jobs WHERE state = 'completed'") == 200
-        assert await qdb.fetchval("SELECT count(DISTINCT worker_id) FROM e2e_intervals") >= 2
+        # Which daemons took the jobs is not asserted: on a busy machine one daemon may win every
+        # claim, which is correct. The race between claimers is proven deterministically in
+        # tests/db/test_queues.py (the second claimer waits on the lock, then gets nothing).
 
         await qdb.execute("UPDATE _ayb_job_queues SET concurrency = NULL WHERE name = 'serialish'")
         await qdb.execute("DELETE FROM e2e_intervals")
