@@ -77,6 +77,16 @@ async def db_now(db: Executor, *, timeout: float | None = None) -> datetime:
         return await db.fetchval(SQL["db_now"], timeout=timeout)
 
 
+async def server_started_at(db: Executor) -> datetime:
+    """Raw (not translated): callers judge the exception themselves."""
+    return await db.fetchval(SQL["server_started_at"])
+
+
+async def ping(db: Executor, *, timeout: float | None = None) -> None:
+    """Raw (not translated): callers judge the exception themselves."""
+    await db.fetchval(SQL["ping"], timeout=timeout)
+
+
 # --- enqueue ---------------------------------------------------------------------------------
 
 async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_attempts: int,

@@ -7,6 +7,14 @@
 -- The database clock; cron math is done from this instant, never from the daemon's clock.
 SELECT now() AS now;
 
+-- name: server_started_at
+-- When the Postgres server started: a change between two reads means it restarted in between.
+SELECT pg_postmaster_start_time();
+
+-- name: ping
+-- A round trip that touches nothing: is this connection (still) answering?
+SELECT 1;
+
 -- name: enqueue_jobs
 -- Insert a batch of queued jobs from parallel arrays, in their order. A NULL element means the
 -- column's default (run_at now(), payload {}, max_attempts $7), and so does a NULL array: unnest

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from ayb_jobs.db import queries
 from ayb_jobs.errors import DatabaseUnavailable
 
 PROBE_TIMEOUT_S = 2.0
@@ -67,7 +68,7 @@ class DatabaseWatch:
         """True when our database failed since `faults_before` was read, or fails a probe now."""
         try:
             async with asyncio.timeout(self._probe_timeout_s):
-                started = await pool.fetchval("SELECT pg_postmaster_start_time()")
+                started = await queries.server_started_at(pool)
         except Exception:
             self.faults += 1
             return True

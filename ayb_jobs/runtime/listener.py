@@ -131,7 +131,7 @@ class Listener:
                     await self._probe(conn)  # also proves the server answers
                     probed_at = time.monotonic()
                 else:
-                    await conn.fetchval("SELECT 1", timeout=HEALTH_TIMEOUT_S)
+                    await queries.ping(conn, timeout=HEALTH_TIMEOUT_S)
         finally:
             self.listen_ok = False
             self.connected.clear()
