@@ -596,26 +596,25 @@ def _read_env(layers: _Layers, env: Mapping[str, str]) -> None:
         layers.put(section, name, value, "env", origin)
 
 
+# The list settings read as JSON when given as text, with what a valid value looks like.
+_JSON_LISTS = {
+    "handlers": 'of "module:callable" strings, e.g. ["myapp.jobs:send_email"]',
+    "queues": 'of queue names, e.g. ["email", "default"], or ["*"] for every queue',
+}
+
+
 def _parse_list_text(name: str, raw: str, origin: str) -> Any:
     """The list settings given as text (environment, --set); other values are parsed by the models."""
-    if name == "handlers":
+    if name in _JSON_LISTS:
         try:
             return json.loads(raw)
         except json.JSONDecodeError:
             raise ConfigError(
-                f"invalid setting jobs.handlers = {json.dumps(raw)} ({origin}): must be a JSON list "
-                'of "module:callable" strings, e.g. ["myapp.jobs:send_email"]'
+                f"invalid setting jobs.{name} = {json.dumps(raw)} ({origin}): must be a JSON list "
+                f"{_JSON_LISTS[name]}"
             ) from None
     if name == "handlers_path":
         return _path_list(raw)
-    if name == "queues":
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            raise ConfigError(
-                f"invalid setting jobs.queues = {json.dumps(raw)} ({origin}): must be a JSON list of "
-                'queue names, e.g. ["email", "default"], or ["*"] for every queue'
-            ) from None
     return raw
 
 

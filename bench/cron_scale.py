@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from ayb_jobs.db.migrate import migrate_dsn
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+import throughput  # noqa: E402  (its daemon process, with the scheduler on here)
 from noop_handlers import JOB_TYPE  # noqa: E402  (the daemon imports the same module)
 
 ADMIN_URL = os.environ.get("AYB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,22 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Daemon:
-    """One `python -m ayb_jobs run` child with info logs (a `scheduler_pass` line per pass)."""
+class Daemon(throughput.Daemon):
+    """One `python -m ayb_jobs run` child with info logs (a `scheduler_pass` line per pass) and the
+    scheduler on, polling at the default interval."""
 
     def __init__(self, dsn: str, concurrency: int, log_path: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AYB_")}
-        env.update({
-            "AYB_DATABASE_URL": dsn, "AYB_JOBS_ENABLED": "true", "AYB_ADMIN_ENABLED": "false",
-            "AYB_LOG_FORMAT": "json", "AYB_LOG_LEVEL": "info",
-            "AYB_JOBS_HANDLERS": '["noop_handlers:register"]',
-            "AYB_JOBS_WORKER_CONCURRENCY": str(concurrency),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])),
-        })
-        self.log_path = log_path
-        with open(log_path, "wb") as log_file:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ayb_jobs", "run"], env=env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file)
+        super().__init__(dsn, argparse.Namespace(log_level="info", concurrency=concurrency), log_path,
+                         {"AYB_JOBS_SCHEDULER_ENABLED": None, "AYB_JOBS_POLL_INTERVAL_MS": None})
 
     def decided(self) -> int:
         """Decisions this daemon took, from its `scheduler_pass` lines."""
@@ -79,20 +70,6 @@ class Daemon:
             if '"event": "scheduler_pass"' in line:
                 total += json.loads(line)["decided"]
         return total
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{tail}")
-
-    async def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait, 10)
 
 
 async def add_schedules(conn: asyncpg.Connection, n: int) -> datetime:

@@ -64,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Daemon:
     """One `python -m ayb_jobs run` child; its JSON log goes to a file we can search."""
 
-    def __init__(self, dsn: str, args: argparse.Namespace, log_path: Path) -> None:
+    def __init__(self, dsn: str, args: argparse.Namespace, log_path: Path,
+                 env_changes: dict[str, str | None] | None = None) -> None:
+        """`env_changes` sets (or, with None, removes) settings of the defaults below."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AYB_")}
         env.update({
             "AYB_DATABASE_URL": dsn, "AYB_JOBS_ENABLED": "true", "AYB_ADMIN_ENABLED": "false",
@@ -75,6 +77,11 @@ class Daemon:
             "AYB_JOBS_SCHEDULER_ENABLED": "false",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")])),
         })
+        for key, value in (env_changes or {}).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         self.log_path = log_path
         with open(log_path, "wb") as log_file:
             self.proc = subprocess.Popen([sys.executable, "-m", "ayb_jobs", "run"], env=env,

@@ -42,12 +42,7 @@ async def get_queue(service: Service, name: Name) -> JSONResponse:
     response_model=s.QueueOut,
     responses={**_ONE, **s.error_responses(413)},
     summary="Change a queue's settings (only the given fields; concurrency null clears the limit)",
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UpdateQueue"}}},
-            "required": True,
-        }
-    },
+    openapi_extra=s.json_body("UpdateQueue"),
 )
 async def update_queue(service: Service, name: Name, request: Request) -> JSONResponse:
     body = await _body(request, s.UpdateQueue)

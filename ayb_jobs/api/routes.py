@@ -237,12 +237,7 @@ async def get_job(service: Service, job_id: Id) -> JSONResponse:
             "description": "Duplicate idempotency key (names the existing job).",
         },
     },
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EnqueueJob"}}},
-            "required": True,
-        }
-    },
+    openapi_extra=s.json_body("EnqueueJob"),
 )
 async def enqueue_job(service: Service, request: Request) -> JSONResponse:
     body = await _body(request, s.EnqueueJob)
@@ -267,12 +262,7 @@ async def enqueue_job(service: Service, request: Request) -> JSONResponse:
     tags=["jobs"],
     summary="Retry, cancel or delete every job a filter matches (at most 10,000)",
     responses={**_BODY},
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkAction"}}},
-            "required": True,
-        }
-    },
+    openapi_extra=s.json_body("BulkAction"),
 )
 async def bulk_jobs(service: Service, request: Request) -> JSONResponse:
     body = await _body(request, s.BulkAction)
@@ -365,12 +355,7 @@ async def get_schedule(service: Service, schedule_id: Id) -> JSONResponse:
     tags=["schedules"],
     responses={**_BODY, **s.error_responses(409)},
     summary="Create a schedule",
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSchedule"}}},
-            "required": True,
-        }
-    },
+    openapi_extra=s.json_body("CreateSchedule"),
 )
 async def create_schedule(service: Service, request: Request) -> JSONResponse:
     body = await _body(request, s.CreateSchedule)
@@ -397,12 +382,7 @@ async def create_schedule(service: Service, request: Request) -> JSONResponse:
     tags=["schedules"],
     responses={**_ID, **_BODY},
     summary="Change a schedule (only the given fields)",
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UpdateSchedule"}}},
-            "required": True,
-        }
-    },
+    openapi_extra=s.json_body("UpdateSchedule"),
 )
 async def update_schedule(service: Service, schedule_id: Id, request: Request) -> JSONResponse:
     sid = _uuid(schedule_id, "schedule")
