@@ -99,6 +99,14 @@ class Worker:
             raise BenchError(f"worker exited with {self.proc.returncode}: {lines[-1][:200]} "
                              f"(log: {self.log_path})")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the worker process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -423,9 +431,10 @@ async def check_queued(system: System, conn: asyncpg.Connection, n: int) -> None
 
 
 async def drain(system: System, dsn: str, conn: asyncpg.Connection, *, queued: int, measured: int,
-                finished: int = 0) -> float:
+                finished: int = 0) -> tuple[float, float]:
     """Pre-queue `queued` jobs (after `finished` finished ones), start the worker, time the first
-    `measured` completions from the first claim, by the database clock."""
+    `measured` completions from the first claim, by the database clock. Returns the rate and the
+    worker process's CPU milliseconds per 1,000 jobs, counted from its first completed job."""
     if finished:
         await system.add_finished(conn, finished)
     system.since = await conn.fetchval("SELECT now()")
@@ -433,31 +442,43 @@ async def drain(system: System, dsn: str, conn: asyncpg.Connection, *, queued: i
     deadline = time.monotonic() + system.settings.timeout
     worker = system.start_worker(dsn)
     try:
+        done_at_start = [0]
+
+        async def started() -> bool:  # the CPU is counted from the first completions, not start-up
+            done_at_start[0] = await system.done_count(conn)
+            return done_at_start[0] > 0
+        await wait_until("the first completed job", started, deadline, worker, interval=0.01)
+        cpu_start = worker.cpu_seconds()
+
         async def enough() -> bool:
             return await system.done_count(conn) >= measured
         await wait_until(f"{measured} completed jobs", enough, deadline, worker, interval=0.25)
+        cpu_s = worker.cpu_seconds() - cpu_start
+        counted = await system.done_count(conn) - done_at_start[0]
     finally:
         await worker.stop()
     stats = await system.processing(conn, measured)
     if stats["done"] != measured or stats["repeated"]:
         raise BenchError(f"exactly-once check failed: {stats['done']} of {measured} done, "
                          f"{stats['repeated']} done more than once")
-    return measured / stats["span_s"]
+    return measured / stats["span_s"], cpu_s * 1e6 / max(counted, 1)
 
 
 async def run_process(system: System, dsn: str, conn: asyncpg.Connection) -> Result:
     n = system.settings.sizes.process
-    return Result({"c": await drain(system, dsn, conn, queued=n, measured=n)})
+    rate, cpu_ms = await drain(system, dsn, conn, queued=n, measured=n)
+    return Result({"c": rate, "c_cpu": cpu_ms})
 
 
 async def run_process_backlog(system: System, dsn: str, conn: asyncpg.Connection) -> Result:
     s = system.settings.sizes
-    return Result({"c300": await drain(system, dsn, conn, queued=s.backlog, measured=s.process)})
+    rate, _cpu = await drain(system, dsn, conn, queued=s.backlog, measured=s.process)
+    return Result({"c300": rate})
 
 
 async def run_process_finished(system: System, dsn: str, conn: asyncpg.Connection) -> Result:
     s = system.settings.sizes
-    rate = await drain(system, dsn, conn, queued=s.process, measured=s.process, finished=s.finished)
+    rate, _cpu = await drain(system, dsn, conn, queued=s.process, measured=s.process, finished=s.finished)
     return Result({"e": rate})
 
 
@@ -546,6 +567,7 @@ METRICS = [
     Metric("a", "(a) enqueue, 1 job per call, 10 producers", "jobs/s", True, ">= 1.0x"),
     Metric("b", "(b) enqueue, 1,000 jobs per call", "jobs/s", True, ">= 1.2x"),
     Metric("c", "(c) process {process:,} queued no-op jobs", "jobs/s", True, ">= 1.5x"),
+    Metric("c_cpu", "(c) worker process CPU per 1,000 jobs", "ms", False),
     Metric("c300", "(c) process with {backlog:,} queued (first {process:,})", "jobs/s", True,
            ">= 0.9 of (c)"),
     Metric("d50", "(d) enqueue->start at 100/s, p50", "ms", False, "<= 2 ms"),
@@ -679,7 +701,7 @@ async def one_run_recorded(system: System, run: Callable[..., Awaitable[Result]]
     except Exception as exc:  # a failed run is a cell in the table, not the end of the benchmark
         sys.stderr.write(f"{label} failed: {type(exc).__name__}: {exc}\n")
         key = next(k for k, runs in RUNS.items() if run in runs)
-        keys = {"c": ["c300"] if run is run_process_backlog else ["c"], "d": ["d50", "d95", "d99"],
+        keys = {"c": ["c300"] if run is run_process_backlog else ["c", "c_cpu"], "d": ["d50", "d95", "d99"],
                 "f": ["f50", "f99", "fmax"]}.get(key, [key])
         for k in keys:
             table.setdefault(k, {}).setdefault(system.name, [])

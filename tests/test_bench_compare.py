@@ -29,7 +29,7 @@ def test_a_quick_run_of_ayb_jobs_prints_every_workload_and_writes_markdown(tmp_p
         assert label in done.stdout, done.stdout
     assert "failed" not in done.stdout
     table = markdown.read_text()
-    assert table.count("\n| (") == 8 and "| workload | unit | ayb-jobs |" in table
+    assert table.count("\n| (") == 9 and "| workload | unit | ayb-jobs |" in table
 
 
 def test_an_unknown_workload_is_a_usage_error() -> None:

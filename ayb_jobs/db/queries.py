@@ -13,14 +13,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
 
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFound
-from ayb_jobs.models import DEFAULT_QUEUE, Job, JobState, JobStats, NewJob, Schedule
+from ayb_jobs.models import DEFAULT_QUEUE, ClaimedJob, Job, JobState, JobStats, NewJob, Schedule
 
 
 class Executor(Protocol):
@@ -269,12 +269,12 @@ async def notify_channel(db: Executor, channel: str, *, timeout: float | None = 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
 async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
-                     queues: Sequence[str] | None = None, timeout: float | None = None) -> list[Job]:
+                     queues: Sequence[str] | None = None, timeout: float | None = None) -> list[ClaimedJob]:
     """Claim from `queues` (None: every queue), as the claim's SQL explains."""
     async with translating():
         rows = await db.fetch(SQL["claim_jobs"], limit, float(lease_s), worker_id,
                               None if queues is None else list(queues), timeout=timeout)
-    return [Job.from_record(r) for r in rows]
+    return [ClaimedJob.from_record(r) for r in rows]
 
 
 async def seconds_until_next_job(db: Executor, *, now: datetime | None = None) -> float | None:
@@ -282,18 +282,19 @@ async def seconds_until_next_job(db: Executor, *, now: datetime | None = None) -
         return await db.fetchval(SQL["seconds_until_next_job"], now)
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
+class Claimed(NamedTuple):
     """One claim of a job: writes succeed only while (id, worker, seq) still hold. `seq` is the
     job's claim_seq, which every claim increments and nothing resets, so a claim's fence never
-    comes back (an admin retry resets `attempt`, which is kept for the logs and the backoff)."""
+    comes back (an admin retry resets `attempt`, which is kept for the logs and the backoff).
+    A named tuple: the runtime keys its in-flight runs by claim, and a tuple is built and hashed
+    in C (a frozen dataclass's __init__ and __hash__ run Python code, per job and per lookup)."""
 
     id: UUID
     attempt: int
     seq: int
 
     @classmethod
-    def of(cls, job: Job) -> Claimed:
+    def of(cls, job: Job | ClaimedJob) -> Claimed:
         return cls(job.id, job.attempts, job.claim_seq)
 
 

@@ -128,7 +128,9 @@ WITH RECURSIVE present AS (
         attempts = j.attempts + 1, claim_seq = j.claim_seq + 1, last_run_at = now(), updated_at = now()
     FROM unnest(ARRAY(SELECT id FROM picked)) AS picked(id)
     WHERE j.id = picked.id
-    RETURNING j.*
+    -- Only what running the job needs (models.ClaimedJob): every column costs decoding, per job.
+    RETURNING j.id, j.type, j.payload, j.attempts, j.max_attempts, j.claim_seq,
+              j.cancel_requested_at IS NOT NULL AS cancel_requested, j.queue, j.priority, j.run_at
 )
 -- In claim order, so a daemon starts the most urgent jobs first.
 SELECT * FROM claimed ORDER BY priority, run_at, id;

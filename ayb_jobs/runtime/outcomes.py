@@ -2,17 +2,20 @@
 
 Workers hand their outcome over with a plain (non-async) `put`, so a cancellation that ends a
 handler can never lose the outcome; this task writes them in batches (one fenced statement per
-kind), retrying through database outages. A job keeps its worker slot, and its lease keeps being
-extended, until its outcome is written.
+kind), retrying through database outages. A batch is written when MAX_BATCH outcomes wait, or
+LINGER_S after the first of them: a short wait that turns a trickle of finishing jobs into one
+statement instead of one each. The job's worker slot is free as soon as its handler ended; its
+lease keeps being extended until its outcome is written, and then the executor hears of it
+(`outcome_written`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -24,6 +27,9 @@ Kind = Literal["complete", "fail", "release", "snooze", "cancel"]
 # A fresh, short statement timeout for outcome writes: they touch a handful of rows by primary key.
 WRITE_TIMEOUT_S = 10.0
 MAX_BATCH = 500
+# How long the first outcome of a batch waits for more (when fewer than LINGER_UNDER wait).
+LINGER_S = 0.002
+LINGER_UNDER = 32
 
 log = structlog.get_logger("ayb_jobs.outcomes")
 
@@ -53,8 +59,17 @@ class Outcome:
     retryable: bool = True
     # complete: the handler's return value as the JSON to store (results.encode_result), or None.
     result: str | None = None
-    # Called once, when the outcome is settled.
-    on_settled: Callable[[Settled], None] = field(default=lambda _settled: None)
+
+
+class Settles(Protocol):
+    """Who hears what became of each outcome (the executor)."""
+
+    def outcome_written(self, outcome: Outcome, how: Settled) -> None: ...
+
+
+class _Nobody:
+    def outcome_written(self, outcome: Outcome, how: Settled) -> None:
+        pass
 
 
 def settled_by_earlier_try(o: Outcome, row: queries.ClaimRow | None) -> Settled:
@@ -90,6 +105,10 @@ class OutcomeWriter:
         self._ready = asyncio.Event()
         self._closing = False
         self._on_db_error = on_db_error
+        self._settles: Settles = _Nobody()
+
+    def report_to(self, settles: Settles) -> None:
+        self._settles = settles
 
     def put(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -113,6 +132,8 @@ class OutcomeWriter:
                     return
                 self._ready.clear()
                 await self._ready.wait()
+                if len(self._pending) < LINGER_UNDER and not self._closing:
+                    await asyncio.sleep(LINGER_S)
                 continue
             kind = self._pending[0].kind
             batch = [o for o in self._pending[:MAX_BATCH] if o.kind == kind]
@@ -134,7 +155,7 @@ class OutcomeWriter:
             unsure = [o for o in batch if o.claimed not in results and id(o) in retried]
             results.update(await self._what_became_of(unsure))
             for o in batch:
-                o.on_settled(results.get(o.claimed, Settled.LEASE_LOST))
+                self._settles.outcome_written(o, results.get(o.claimed, Settled.LEASE_LOST))
             retried.difference_update(written)
 
     async def _what_became_of(self, unsure: list[Outcome]) -> dict[Claimed, Settled]:

@@ -8,7 +8,7 @@ from uuid import UUID
 from ayb_jobs import fire_policy
 from ayb_jobs.db import queries
 from ayb_jobs.db.queries import Claimed
-from ayb_jobs.models import Job, NewJob
+from ayb_jobs.models import ClaimedJob, Job, NewJob
 
 TYPE = "test.job"
 
@@ -24,11 +24,12 @@ async def add_jobs(db: Any, n: int, job_type: str = TYPE, **kw: Any) -> list[Job
 
 
 async def claim_one(db: Any, worker: str = "w1", lease_s: float = 30) -> Job:
+    """Claim the one due job; returns its whole row as the claim left it (lease, worker, ...)."""
     [job] = await queries.claim_jobs(db, limit=1, lease_s=lease_s, worker_id=worker)
-    return job
+    return await queries.get_job(db, job.id)
 
 
-def fence(job: Job) -> Claimed:
+def fence(job: Job | ClaimedJob) -> Claimed:
     return Claimed.of(job)
 
 

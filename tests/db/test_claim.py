@@ -15,10 +15,21 @@ from ayb_jobs.models import JobState
 async def test_claim_starts_an_attempt_with_a_lease(pool: asyncpg.Pool) -> None:
     job = await add_job(pool)
     [claimed] = await queries.claim_jobs(pool, limit=5, lease_s=30, worker_id="w1")
-    assert claimed.id == job.id and claimed.state is JobState.RUNNING
-    assert (claimed.attempts, claimed.worker_id) == (1, "w1")
-    assert claimed.last_run_at is not None
-    assert claimed.lease_until - claimed.last_run_at == timedelta(seconds=30)
+    assert (claimed.id, claimed.attempts, claimed.claim_seq) == (job.id, 1, 1)
+    row = await queries.get_job(pool, job.id)
+    assert row.state is JobState.RUNNING and row.worker_id == "w1"
+    assert row.last_run_at is not None
+    assert row.lease_until - row.last_run_at == timedelta(seconds=30)
+
+
+async def test_a_claim_returns_what_running_the_job_needs(pool: asyncpg.Pool) -> None:
+    job = await add_job(pool)
+    await pool.execute("UPDATE _ayb_jobs SET payload = '{\"n\": 1}', max_attempts = 7, priority = -3 "
+                       "WHERE id = $1", job.id)
+    [claimed] = await queries.claim_jobs(pool, limit=1, lease_s=30, worker_id="w1")
+    assert (claimed.type, claimed.payload, claimed.payload_error) == (job.type, {"n": 1}, None)
+    assert (claimed.max_attempts, claimed.queue, claimed.priority) == (7, "default", -3)
+    assert claimed.cancel_requested is False
 
 
 async def test_claim_takes_due_jobs_oldest_first_up_to_the_limit(pool: asyncpg.Pool) -> None:

@@ -170,7 +170,8 @@ async def test_a_claim_from_before_an_admin_retry_stays_fenced_at_the_same_attem
     await queries.retry_job(pool, job.id)  # attempts back to 0
     current = await claim_one(pool, "w1")
     # Same job, worker and attempt as the stale claim: only the claim counter tells them apart.
-    assert (current.attempts, current.worker_id) == (stale.attempts, stale.worker_id)
+    assert current.attempts == stale.attempts
+    assert (await queries.get_job(pool, job.id)).worker_id == "w1"
     assert current.claim_seq == stale.claim_seq + 1
     await _stale_writes_change_nothing(pool, fence(stale), "w1")
     assert await queries.complete_jobs(pool, [fence(current)], worker_id="w1") == {fence(current)}

@@ -56,7 +56,7 @@ async def test_recovery_is_bounded_per_call(pool: asyncpg.Pool) -> None:
     for _ in range(3):
         await add_job(pool)
     claimed = await queries.claim_jobs(pool, limit=3, lease_s=30, worker_id="w")
-    at = max(j.lease_until for j in claimed) + AFTER
+    at = max([(await queries.get_job(pool, j.id)).lease_until for j in claimed]) + AFTER
     assert len(await queries.recover_expired(pool, jitter_s=0.0, limit=2, now=at)) == 2
     assert len(await queries.recover_expired(pool, jitter_s=0.0, limit=2, now=at)) == 1
 
