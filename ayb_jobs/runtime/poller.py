@@ -18,7 +18,7 @@ from ayb_jobs.db import queries
 from ayb_jobs.db.pool import bounded
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.executor import Executor
-from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
+from ayb_jobs.runtime.loops import FailureDelay, jittered, wait_any
 
 log = structlog.get_logger("ayb_jobs.poller")
 # Floor for the idle sleep, so a job due "now" that another daemon holds cannot make us spin.
@@ -73,7 +73,7 @@ class Poller:
                                "not counted")
 
     async def run(self) -> None:
-        backoff = Backoff()
+        backoff = FailureDelay()
         maybe_more = True
         while not self.stop.is_set():
             if self._executor.free_slots() <= 0:
