@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ayb_jobs.db.queries import Executor, translating
+from ayb_jobs.db.queries import Queryable, translating
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict
 
@@ -38,14 +38,14 @@ class AuditEntry:
     detail: dict[str, Any] | None
 
 
-async def insert_audit(db: Executor, *, actor: str | None, remote_addr: str | None, action: str,
+async def insert_audit(db: Queryable, *, actor: str | None, remote_addr: str | None, action: str,
                        target: str | None, detail: dict[str, Any] | None) -> int:
     payload = json.dumps(detail, separators=(",", ":"), default=str) if detail is not None else None
     async with translating():
         return await db.fetchval(SQL["audit_insert"], actor, remote_addr, action, target, payload)
 
 
-async def list_audit(db: Executor, *, action: str | None, limit: int,
+async def list_audit(db: Queryable, *, action: str | None, limit: int,
                      offset: int) -> tuple[list[AuditEntry], int]:
     async with translating():
         rows = await db.fetch(SQL["audit_list"], action, limit, offset)
@@ -99,24 +99,24 @@ class WorkerRow:
     jobs: list[RunningJob]
 
 
-async def upsert_worker(db: Executor, beat: WorkerBeat, *, timeout: float | None = None) -> None:
+async def upsert_worker(db: Queryable, beat: WorkerBeat, *, timeout: float | None = None) -> None:
     async with translating():
         await db.execute(SQL["worker_upsert"], beat.worker_id, beat.host, beat.pid, beat.version,
                          list(beat.queues), list(beat.types), beat.concurrency, beat.in_flight,
                          timeout=timeout)
 
 
-async def delete_worker(db: Executor, worker_id: str, *, timeout: float | None = None) -> None:
+async def delete_worker(db: Queryable, worker_id: str, *, timeout: float | None = None) -> None:
     async with translating():
         await db.execute(SQL["worker_delete"], worker_id, timeout=timeout)
 
 
-async def delete_gone_workers(db: Executor, *, unseen_s: float) -> int:
+async def delete_gone_workers(db: Queryable, *, unseen_s: float) -> int:
     async with translating():
         return _rowcount(await db.execute(SQL["workers_delete_gone"], float(unseen_s)))
 
 
-async def list_workers(db: Executor, *, alive_window_s: float) -> list[WorkerRow]:
+async def list_workers(db: Queryable, *, alive_window_s: float) -> list[WorkerRow]:
     async with translating():
         rows = await db.fetch(SQL["workers_list"], float(alive_window_s))
     return [WorkerRow(r["worker_id"], r["host"], r["pid"], r["version"], r["started_at"], r["last_seen_at"],
@@ -165,25 +165,25 @@ class Snapshot:
     now: datetime
 
 
-async def claim_health_reading(db: Executor, *, min_age_s: float) -> Snapshot | None:
+async def claim_health_reading(db: Queryable, *, min_age_s: float) -> Snapshot | None:
     """Inside the caller's transaction: the stale snapshot, locked, or None (another daemon reads)."""
     async with translating():
         r = await db.fetchrow(SQL["health_claim"], float(min_age_s))
     return Snapshot(json.loads(r["reading"]), r["taken_at"], r["now"]) if r is not None else None
 
 
-async def store_health_reading(db: Executor, *, taken_by: str, reading: dict[str, Any]) -> None:
+async def store_health_reading(db: Queryable, *, taken_by: str, reading: dict[str, Any]) -> None:
     async with translating():
         await db.execute(SQL["health_store"], taken_by, json.dumps(reading, default=str))
 
 
-async def health_snapshot(db: Executor) -> Snapshot:
+async def health_snapshot(db: Queryable) -> Snapshot:
     async with translating():
         r = await db.fetchrow(SQL["health_snapshot"])
     return Snapshot(json.loads(r["reading"]), r["taken_at"], r["now"])
 
 
-async def health_catalog(db: Executor) -> dict[str, Any]:
+async def health_catalog(db: Queryable) -> dict[str, Any]:
     """The raw readings of one check, as plain dicts (rows of the statistics views)."""
     async with translating():
         backend = await db.fetchrow(SQL["health_oldest_backend"])

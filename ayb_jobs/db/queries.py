@@ -23,7 +23,9 @@ from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFoun
 from ayb_jobs.models import DEFAULT_QUEUE, ClaimedJob, Job, JobState, JobStats, NewJob, Schedule
 
 
-class Executor(Protocol):
+class Queryable(Protocol):
+    """What a query function runs on: an asyncpg Pool or Connection (or a transaction's connection)."""
+
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]: ...
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...
@@ -72,24 +74,24 @@ def _json(value: Any) -> str:
 
 # --- clock -----------------------------------------------------------------------------------
 
-async def db_now(db: Executor, *, timeout: float | None = None) -> datetime:
+async def db_now(db: Queryable, *, timeout: float | None = None) -> datetime:
     async with translating():
         return await db.fetchval(SQL["db_now"], timeout=timeout)
 
 
-async def server_started_at(db: Executor) -> datetime:
+async def server_started_at(db: Queryable) -> datetime:
     """Raw (not translated): callers judge the exception themselves."""
     return await db.fetchval(SQL["server_started_at"])
 
 
-async def ping(db: Executor, *, timeout: float | None = None) -> None:
+async def ping(db: Queryable, *, timeout: float | None = None) -> None:
     """Raw (not translated): callers judge the exception themselves."""
     await db.fetchval(SQL["ping"], timeout=timeout)
 
 
 # --- enqueue ---------------------------------------------------------------------------------
 
-async def enqueue_jobs(db: Executor, jobs: Sequence[NewJob], *, default_max_attempts: int,
+async def enqueue_jobs(db: Queryable, jobs: Sequence[NewJob], *, default_max_attempts: int,
                        notify: bool = True) -> list[Job]:
     """Insert jobs in one statement. Raises DuplicateJob (naming the existing id) when a key exists.
 
@@ -136,7 +138,7 @@ def _unless_all_null(column: list[Any]) -> list[Any] | None:
     return None if column.count(None) == len(column) else column
 
 
-async def _insert_checked(db: Executor, jobs: Sequence[NewJob], args: tuple[Any, ...],
+async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any, ...],
                           default_max_attempts: int) -> list[Job]:
     """Insert, then sort out the skipped jobs: a taken idempotency key raises DuplicateJob; a
     unique key held by an active job gives that job back, marked deduplicated."""
@@ -191,7 +193,7 @@ def match_inserted(jobs: Sequence[NewJob], ids: list[Any], keys: list[str | None
     return out
 
 
-async def _raise_if_key_taken(db: Executor, jobs: Sequence[NewJob], placed: list[Any]) -> None:
+async def _raise_if_key_taken(db: Queryable, jobs: Sequence[NewJob], placed: list[Any]) -> None:
     """DuplicateJob for the first skipped job whose idempotency key is taken (by an existing job or
     an earlier job of this batch). Inside a caller's transaction the rows already inserted stay
     until the caller rolls back; under enqueue_jobs' own transaction the exception rolls them back."""
@@ -256,19 +258,19 @@ def _inserted_jobs(jobs: Sequence[NewJob], ids: list[UUID], now: datetime, defau
     return out
 
 
-async def notify(db: Executor) -> None:
+async def notify(db: Queryable) -> None:
     async with translating():
         await db.execute(SQL["notify"])
 
 
-async def notify_channel(db: Executor, channel: str, *, timeout: float | None = None) -> None:
+async def notify_channel(db: Queryable, channel: str, *, timeout: float | None = None) -> None:
     async with translating():
         await db.execute(SQL["notify_channel"], channel, timeout=timeout)
 
 
 # --- the claimed-job lifecycle -----------------------------------------------------------------
 
-async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str,
+async def claim_jobs(db: Queryable, *, limit: int, lease_s: float, worker_id: str,
                      queues: Sequence[str] | None = None, timeout: float | None = None) -> list[ClaimedJob]:
     """Claim from `queues` (None: every queue), as the claim's SQL explains."""
     async with translating():
@@ -277,7 +279,7 @@ async def claim_jobs(db: Executor, *, limit: int, lease_s: float, worker_id: str
     return [ClaimedJob.from_record(r) for r in rows]
 
 
-async def seconds_until_next_job(db: Executor, *, now: datetime | None = None) -> float | None:
+async def seconds_until_next_job(db: Queryable, *, now: datetime | None = None) -> float | None:
     async with translating():
         return await db.fetchval(SQL["seconds_until_next_job"], now)
 
@@ -304,7 +306,7 @@ def _fenced(claimed: Sequence[Claimed], rows: Sequence[Any]) -> list[tuple[Claim
     return [(by_key[(r["id"], r["claim_seq"])], r) for r in rows]
 
 
-async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
+async def complete_jobs(db: Queryable, claimed: Sequence[Claimed], *, worker_id: str,
                         timeout: float | None = None,
                         results: Sequence[str | None] | None = None) -> set[Claimed]:
     """`results`: each job's stored result (JSON text, see results.encode_result), None for none."""
@@ -315,7 +317,7 @@ async def complete_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: 
     return {c for c, _ in _fenced(claimed, rows)}
 
 
-async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
+async def snooze_jobs(db: Queryable, claimed: Sequence[Claimed], *, worker_id: str, delays_s: Sequence[float],
                       timeout: float | None = None) -> dict[Claimed, str]:
     """Queue snoozed jobs again after their delays, attempt not counted; the state each ended in
     ("queued", or "canceled" when an operator canceled it meanwhile)."""
@@ -325,7 +327,7 @@ async def snooze_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: st
     return {c: r["state"] for c, r in _fenced(claimed, rows)}
 
 
-async def cancel_running_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
+async def cancel_running_jobs(db: Queryable, claimed: Sequence[Claimed], *, worker_id: str, reason: str,
                               timeout: float | None = None) -> set[Claimed]:
     """End canceled the jobs whose handlers were stopped on an operator's request."""
     async with translating():
@@ -342,7 +344,7 @@ class Failure:
     retryable: bool = True
 
 
-async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str,
+async def fail_jobs(db: Queryable, failures: Sequence[Failure], *, worker_id: str,
                     timeout: float | None = None) -> dict[Claimed, JobState]:
     """Returns the state each fenced claim's job ended in (queued for a retry, or failed)."""
     async with translating():
@@ -354,7 +356,7 @@ async def fail_jobs(db: Executor, failures: Sequence[Failure], *, worker_id: str
     return {c: JobState(r["state"]) for c, r in _fenced([f.claimed for f in failures], rows)}
 
 
-async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: float,
+async def heartbeat_jobs(db: Queryable, claimed: Sequence[Claimed], *, lease_s: float,
                          worker_id: str, timeout: float | None = None,
                          cancel_requested: set[Claimed] | None = None) -> set[Claimed]:
     """The claims whose lease was extended; those an operator asked to cancel are added to
@@ -371,7 +373,7 @@ async def heartbeat_jobs(db: Executor, claimed: Sequence[Claimed], *, lease_s: f
 SHUTDOWN_REASON = "interrupted by shutdown"
 
 
-async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: str,
+async def release_jobs(db: Queryable, claimed: Sequence[Claimed], *, worker_id: str,
                        reasons: Sequence[str] | None = None, delays_s: Sequence[float] | None = None,
                        timeout: float | None = None) -> set[Claimed]:
     """Queue claimed jobs again, attempt not counted; by default as a shutdown does (at once)."""
@@ -386,7 +388,7 @@ async def release_jobs(db: Executor, claimed: Sequence[Claimed], *, worker_id: s
 UNHELD_REASON = "claimed, but the claim's answer was lost: released without running"
 
 
-async def release_unheld(db: Executor, worker_id: str, held: Sequence[Claimed], *,
+async def release_unheld(db: Queryable, worker_id: str, held: Sequence[Claimed], *,
                          timeout: float | None = None) -> list[UUID]:
     """Release this worker's running jobs that it does not hold (see queries.sql)."""
     async with translating():
@@ -402,7 +404,7 @@ class ClaimRow:
     last_error: str | None
 
 
-async def claim_rows(db: Executor, ids: Sequence[UUID], *,
+async def claim_rows(db: Queryable, ids: Sequence[UUID], *,
                      timeout: float | None = None) -> dict[UUID, ClaimRow]:
     async with translating():
         rows = await db.fetch(SQL["claim_rows"], list(ids), timeout=timeout)
@@ -419,7 +421,7 @@ class Recovered:
     lost_worker_id: str | None
 
 
-async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000,
+async def recover_expired(db: Queryable, *, jitter_s: float, limit: int = 1000,
                           now: datetime | None = None) -> list[Recovered]:
     """Recover the leases expired at `now` (None: the database's now())."""
     async with translating():
@@ -430,7 +432,7 @@ async def recover_expired(db: Executor, *, jitter_s: float, limit: int = 1000,
 
 # --- admin operations on jobs -------------------------------------------------------------------
 
-async def get_job(db: Executor, job_id: UUID) -> Job:
+async def get_job(db: Queryable, job_id: UUID) -> Job:
     async with translating():
         row = await db.fetchrow(SQL["get_job"], job_id)
     if row is None:
@@ -438,7 +440,7 @@ async def get_job(db: Executor, job_id: UUID) -> Job:
     return Job.from_record(row)
 
 
-async def cancel_job(db: Executor, job_id: UUID) -> Job:
+async def cancel_job(db: Queryable, job_id: UUID) -> Job:
     """Cancel a queued job (it comes back `canceled`), or ask for a running one to be stopped (it
     comes back `running` with `cancel_requested_at`; its daemon ends it `canceled`)."""
     async with translating():
@@ -450,11 +452,11 @@ async def cancel_job(db: Executor, job_id: UUID) -> Job:
     return await _transition(db, "cancel_job", job_id, "only queued or running jobs can be canceled")
 
 
-async def retry_job(db: Executor, job_id: UUID) -> Job:
+async def retry_job(db: Queryable, job_id: UUID) -> Job:
     return await _transition(db, "retry_job", job_id, "only failed or canceled jobs can be retried")
 
 
-async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
+async def _transition(db: Queryable, query: str, job_id: UUID, rule: str) -> Job:
     async with translating():
         row = await db.fetchrow(SQL[query], job_id)
         if row is not None:
@@ -468,7 +470,7 @@ async def _transition(db: Executor, query: str, job_id: UUID, rule: str) -> Job:
 FINISHED = ("completed", "failed", "canceled")
 
 
-async def delete_job(db: Executor, job_id: UUID) -> tuple[str, str]:
+async def delete_job(db: Queryable, job_id: UUID) -> tuple[str, str]:
     """Delete a finished job; returns its (type, state). NotFound, or Conflict when not finished."""
     async with translating():
         row = await db.fetchrow(SQL["delete_job"], job_id)
@@ -503,7 +505,7 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def bulk_match(db: Executor, where: BulkFilter, *, limit: int) -> list[tuple[UUID, str]]:
+async def bulk_match(db: Queryable, where: BulkFilter, *, limit: int) -> list[tuple[UUID, str]]:
     """(id, state) of the jobs the filter matches, at most `limit`."""
     pattern = like_pattern(where.error_contains) if where.error_contains is not None else None
     async with translating():
@@ -517,7 +519,7 @@ BULK_STATEMENTS = {"retry": "bulk_retry", "cancel": "bulk_cancel_queued", "delet
 BULK_STATES = {"retry": ("failed", "canceled"), "cancel": ("queued", "running"), "delete": FINISHED}
 
 
-async def bulk_apply(db: Executor, action: str, ids: Sequence[UUID]) -> list[UUID]:
+async def bulk_apply(db: Queryable, action: str, ids: Sequence[UUID]) -> list[UUID]:
     """Apply one bulk action to these ids; the ids actually changed (the state rule is re-checked
     under the row locks). Cancel also asks for the running ones to be stopped."""
     if not ids:
@@ -544,7 +546,7 @@ class JobFilter:
         return like_pattern(self.search) if self.search is not None else None
 
 
-async def list_jobs(db: Executor, *, state: str | None = None, job_type: str | None = None,
+async def list_jobs(db: Queryable, *, state: str | None = None, job_type: str | None = None,
                     limit: int, offset: int, where: JobFilter | None = None,
                     full: bool = True) -> tuple[list[Job], int]:
     """A page of jobs (newest first) and the total matching, from one snapshot.
@@ -587,7 +589,7 @@ class TimelineRow:
     count: int
 
 
-async def job_timeline(db: Executor, *, minutes: int) -> tuple[datetime, list[TimelineRow]]:
+async def job_timeline(db: Queryable, *, minutes: int) -> tuple[datetime, list[TimelineRow]]:
     """The current minute (database clock) and the counts behind the dashboard's chart."""
     async with translating():
         rows = await db.fetch(SQL["job_timeline"], minutes)
@@ -597,7 +599,7 @@ async def job_timeline(db: Executor, *, minutes: int) -> tuple[datetime, list[Ti
     return current, counts
 
 
-async def job_stats(db: Executor, *, timeout: float | None = None) -> JobStats:
+async def job_stats(db: Queryable, *, timeout: float | None = None) -> JobStats:
     """Counts per state from one statement: exact below the cap, estimated above (see queries.sql)."""
     async with translating():
         r = await db.fetchrow(SQL["job_stats"], timeout=timeout)
@@ -644,14 +646,14 @@ def estimate_counts(exact: dict[str, int], *, cap: int, live_rows: float,
 ACTIVE_COUNT_CAP = 10_000
 
 
-async def active_counts(db: Executor, *, timeout: float | None = None) -> tuple[int, int]:
+async def active_counts(db: Queryable, *, timeout: float | None = None) -> tuple[int, int]:
     """(queued, running), without scanning finished jobs; each at most ACTIVE_COUNT_CAP."""
     async with translating():
         r = await db.fetchrow(SQL["active_counts"], ACTIVE_COUNT_CAP, timeout=timeout)
     return r["queued"], r["running"]
 
 
-async def prune_jobs(db: Executor, *, completed_retention_h: int, failed_retention_h: int,
+async def prune_jobs(db: Queryable, *, completed_retention_h: int, failed_retention_h: int,
                      batch: int) -> int:
     async with translating():
         status = await db.execute(SQL["prune_jobs"], completed_retention_h, failed_retention_h, batch)
@@ -680,7 +682,7 @@ class NewSchedule:
     priority: int | None = None
 
 
-async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
+async def create_schedule(db: Queryable, s: NewSchedule, *, next_run_at: datetime | None) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["create_schedule"], s.name, s.job_type, _json(s.payload or {}),
                                 s.cron_expr, s.timezone, s.enabled, s.max_attempts, next_run_at,
@@ -688,7 +690,7 @@ async def create_schedule(db: Executor, s: NewSchedule, *, next_run_at: datetime
     return Schedule.from_record(row)
 
 
-async def get_schedule(db: Executor, schedule_id: UUID) -> Schedule:
+async def get_schedule(db: Queryable, schedule_id: UUID) -> Schedule:
     async with translating():
         row = await db.fetchrow(SQL["get_schedule"], schedule_id)
     if row is None:
@@ -696,7 +698,7 @@ async def get_schedule(db: Executor, schedule_id: UUID) -> Schedule:
     return Schedule.from_record(row)
 
 
-async def list_schedules(db: Executor) -> list[Schedule]:
+async def list_schedules(db: Queryable) -> list[Schedule]:
     async with translating():
         rows = await db.fetch(SQL["list_schedules"])
     return [Schedule.from_record(r) for r in rows]
@@ -710,7 +712,7 @@ class TimingInputs:
     now: datetime
 
 
-async def schedule_timing_inputs(db: Executor, schedule_id: UUID) -> TimingInputs:
+async def schedule_timing_inputs(db: Queryable, schedule_id: UUID) -> TimingInputs:
     async with translating():
         r = await db.fetchrow(SQL["schedule_timing_inputs"], schedule_id)
     if r is None:
@@ -737,7 +739,7 @@ class ScheduleChanges:
     clear_priority: bool = False
 
 
-async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, *,
+async def update_schedule(db: Queryable, schedule_id: UUID, ch: ScheduleChanges, *,
                           next_run_at: datetime | None, read: TimingInputs) -> Schedule | None:
     """One guarded statement. None means the cron/timezone changed since `read`: read again."""
     timing_changed = ch.cron_expr is not None or ch.timezone is not None
@@ -751,7 +753,7 @@ async def update_schedule(db: Executor, schedule_id: UUID, ch: ScheduleChanges, 
     return Schedule.from_record(row) if row is not None else None
 
 
-async def delete_schedule(db: Executor, schedule_id: UUID) -> None:
+async def delete_schedule(db: Queryable, schedule_id: UUID) -> None:
     async with translating():
         deleted = await db.fetchval(SQL["delete_schedule"], schedule_id)
     if deleted is None:
@@ -772,7 +774,7 @@ class DueSchedule:
     misfire_max: int = 10
 
 
-async def due_schedules(db: Executor, *, clock: datetime | None = None) -> list[DueSchedule]:
+async def due_schedules(db: Queryable, *, clock: datetime | None = None) -> list[DueSchedule]:
     """Schedules due at `clock` (None: the database's now())."""
     async with translating():
         rows = await db.fetch(SQL["due_schedules"], clock)
@@ -800,7 +802,7 @@ class Fire:
     job_id: UUID | None
 
 
-async def fire_schedules(db: Executor, plans: Sequence[FirePlan], *,
+async def fire_schedules(db: Queryable, plans: Sequence[FirePlan], *,
                          clock: datetime | None = None) -> list[Fire]:
     """Record the plans' decisions and enqueue their jobs in one statement; a schedule another daemon
     advanced, changed or is deciding right now is left out (no rows for it)."""
@@ -829,37 +831,37 @@ class FireRecord:
     job_state: str | None
 
 
-async def schedule_history(db: Executor, schedule_id: UUID, *, limit: int) -> list[FireRecord]:
+async def schedule_history(db: Queryable, schedule_id: UUID, *, limit: int) -> list[FireRecord]:
     async with translating():
         rows = await db.fetch(SQL["schedule_history"], schedule_id, limit)
     return [FireRecord(r["slot_at"], r["decided_at"], r["outcome"], r["job_id"], r["job_state"])
             for r in rows]
 
 
-async def prune_schedule_fires(db: Executor, *, keep: int) -> int:
+async def prune_schedule_fires(db: Queryable, *, keep: int) -> int:
     async with translating():
         status = await db.execute(SQL["prune_schedule_fires"], keep)
     return _rowcount(status)
 
 
-async def schedules_missing_next_run(db: Executor) -> list[tuple[UUID, str, str, datetime]]:
+async def schedules_missing_next_run(db: Queryable) -> list[tuple[UUID, str, str, datetime]]:
     async with translating():
         rows = await db.fetch(SQL["schedules_missing_next_run"])
     return [(r["id"], r["cron_expr"], r["timezone"], r["now"]) for r in rows]
 
 
-async def set_missing_next_run(db: Executor, ids: Sequence[UUID], nexts: Sequence[datetime]) -> int:
+async def set_missing_next_run(db: Queryable, ids: Sequence[UUID], nexts: Sequence[datetime]) -> int:
     async with translating():
         status = await db.execute(SQL["set_missing_next_run"], list(ids), list(nexts))
     return _rowcount(status)
 
 
-async def seconds_until_next_schedule(db: Executor, *, clock: datetime | None = None) -> float | None:
+async def seconds_until_next_schedule(db: Queryable, *, clock: datetime | None = None) -> float | None:
     async with translating():
         return await db.fetchval(SQL["seconds_until_next_schedule"], clock)
 
 
-async def trigger_schedule(db: Executor, schedule_id: UUID) -> Job:
+async def trigger_schedule(db: Queryable, schedule_id: UUID) -> Job:
     async with translating():
         row = await db.fetchrow(SQL["trigger_schedule"], schedule_id)
     if row is None:
@@ -869,12 +871,12 @@ async def trigger_schedule(db: Executor, schedule_id: UUID) -> Job:
 
 # --- built-in maintenance -------------------------------------------------------------------------
 
-async def table_exists(db: Executor, table: str) -> bool:
+async def table_exists(db: Queryable, table: str) -> bool:
     async with translating():
         return await db.fetchval(SQL["table_exists"], table)
 
 
-async def delete_batch(db: Executor, query: str, *args: Any) -> int:
+async def delete_batch(db: Queryable, query: str, *args: Any) -> int:
     """Run one bounded delete from queries.sql (`delete_*`); returns rows deleted."""
     if not query.startswith("delete_"):
         raise ValueError(f"{query} is not a batch delete")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ayb_jobs.db.queries import Executor, translating
+from ayb_jobs.db.queries import Queryable, translating
 from ayb_jobs.db.sql import SQL
 
 
@@ -29,7 +29,7 @@ class TypePolicy:
     builtin: bool
 
 
-async def publish_job_types(db: Executor, types: Sequence[TypePolicy]) -> None:
+async def publish_job_types(db: Queryable, types: Sequence[TypePolicy]) -> None:
     columns = [[getattr(t, f) for t in types] for f in TypePolicy.__slots__]
     async with translating():
         await db.execute(SQL["publish_job_types"], *columns)
@@ -52,14 +52,14 @@ class QueueRow:
                 "oldestDueAgeSec": round(self.oldest_due_age_sec, 3)}
 
 
-async def list_queues(db: Executor, name: str | None = None) -> list[QueueRow]:
+async def list_queues(db: Queryable, name: str | None = None) -> list[QueueRow]:
     async with translating():
         rows = await db.fetch(SQL["list_queues"], name)
     return [QueueRow(r["name"], r["paused"], r["concurrency"], r["updated_at"], r["queued"], r["scheduled"],
                      r["running"], r["oldest_due_age_sec"]) for r in rows]
 
 
-async def set_queue(db: Executor, name: str, *, paused: bool | None = None, concurrency: int | None = None,
+async def set_queue(db: Queryable, name: str, *, paused: bool | None = None, concurrency: int | None = None,
                     clear_concurrency: bool = False) -> None:
     """Create or change the queue's settings row; None leaves a field as it is."""
     async with translating():
@@ -76,7 +76,7 @@ class LiveCounts:
         return {"queued": self.queued, "scheduled": self.scheduled, "running": self.running}
 
 
-async def job_breakdown(db: Executor) -> tuple[dict[str, LiveCounts], dict[str, LiveCounts]]:
+async def job_breakdown(db: Queryable) -> tuple[dict[str, LiveCounts], dict[str, LiveCounts]]:
     """Live jobs per queue and per type."""
     async with translating():
         rows = await db.fetch(SQL["job_breakdown"])

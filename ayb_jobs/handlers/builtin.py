@@ -34,7 +34,7 @@ def _no_unknown_keys(payload: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
-async def drain(db: Any, query: str, *args: Any) -> int:
+async def delete_in_batches(db: Any, query: str, *args: Any) -> int:
     """Repeat one bounded delete until a batch comes back short; returns rows deleted."""
     total = 0
     while True:
@@ -56,7 +56,7 @@ async def stale_session_cleanup(payload: dict[str, Any], ctx: JobContext) -> dic
     _no_unknown_keys(payload, set())
     if skipped := await _missing(ctx, "_ayb_sessions"):
         return skipped
-    return {"deleted": await drain(ctx.pool, "delete_expired_sessions", BATCH)}
+    return {"deleted": await delete_in_batches(ctx.pool, "delete_expired_sessions", BATCH)}
 
 
 async def webhook_delivery_prune(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -64,7 +64,7 @@ async def webhook_delivery_prune(payload: dict[str, Any], ctx: JobContext) -> di
     hours = _hours(payload, "retention_hours", 168)
     if skipped := await _missing(ctx, "_ayb_webhook_deliveries"):
         return skipped
-    return {"deleted": await drain(ctx.pool, "delete_old_webhook_deliveries", hours, BATCH)}
+    return {"deleted": await delete_in_batches(ctx.pool, "delete_old_webhook_deliveries", hours, BATCH)}
 
 
 async def expired_oauth_cleanup(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -72,8 +72,8 @@ async def expired_oauth_cleanup(payload: dict[str, Any], ctx: JobContext) -> dic
     hours = _hours(payload, "revoked_retention_hours", 720)
     if skipped := await _missing(ctx, "_ayb_oauth_tokens", "_ayb_oauth_authorization_codes"):
         return skipped
-    tokens = await drain(ctx.pool, "delete_expired_oauth_tokens", hours, BATCH)
-    codes = await drain(ctx.pool, "delete_expired_oauth_codes", BATCH)
+    tokens = await delete_in_batches(ctx.pool, "delete_expired_oauth_tokens", hours, BATCH)
+    codes = await delete_in_batches(ctx.pool, "delete_expired_oauth_codes", BATCH)
     return {"tokens_deleted": tokens, "codes_deleted": codes}
 
 
@@ -81,8 +81,8 @@ async def expired_auth_cleanup(payload: dict[str, Any], ctx: JobContext) -> dict
     _no_unknown_keys(payload, set())
     if skipped := await _missing(ctx, "_ayb_magic_links", "_ayb_password_resets"):
         return skipped
-    links = await drain(ctx.pool, "delete_expired_magic_links", BATCH)
-    resets = await drain(ctx.pool, "delete_expired_password_resets", BATCH)
+    links = await delete_in_batches(ctx.pool, "delete_expired_magic_links", BATCH)
+    resets = await delete_in_batches(ctx.pool, "delete_expired_password_resets", BATCH)
     return {"magic_links_deleted": links, "password_resets_deleted": resets}
 
 
@@ -99,7 +99,7 @@ async def job_prune(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         total += n
         if n < BATCH:
             break
-    audit = await drain(ctx.pool, "delete_old_audit_entries", audit_h, BATCH)
+    audit = await delete_in_batches(ctx.pool, "delete_old_audit_entries", audit_h, BATCH)
     return {"deleted": total, "audit_deleted": audit}
 
 

@@ -43,7 +43,7 @@ from ayb_jobs.runtime.executor import Executor
 from ayb_jobs.runtime.heartbeat import Heartbeat
 from ayb_jobs.runtime.legacy import LegacyPruner
 from ayb_jobs.runtime.listener import Listener
-from ayb_jobs.runtime.loops import wait_any
+from ayb_jobs.runtime.loops import FailureDelay, supervise, wait_any
 from ayb_jobs.runtime.maintenance import Maintenance
 from ayb_jobs.runtime.outcomes import Outcome, OutcomeWriter, Settled
 from ayb_jobs.runtime.policies import publish_job_types
@@ -105,7 +105,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.force = asyncio.Event()
         self.draining = False
-        self.database_failed_drain = False
+        self.outcomes_unwritten = False
         self.exit_code = 0
         self.pool: Any = None
         # The runtime's own statements (claims, outcome writes, heartbeats): a pool of their own,
@@ -185,7 +185,7 @@ class Daemon:
             await self.start_http(dsn)
         self.notifier.ready()
         if self.notifier.enabled:  # not run by systemd: nobody to tell, so no queries for it either
-            self.spawn("supervision", self.supervise())
+            self.spawn("supervision", self.report_to_systemd())
         settle_garbage_collector()
         log.info("daemon_started", worker_id=self.worker_id, pid=os.getpid(),
                  settings={k: v for k, v, _src in settings_report(self.settings)},
@@ -252,7 +252,7 @@ class Daemon:
         self.presence = WorkerPresence(pool=self.pool, worker_id=self.worker_id, types=self.registry.names(),
                                        concurrency=jobs.worker_concurrency, queues=jobs.claim_queues or (),
                                        running=lambda: self.executor.running,
-                                       on_db_error=lambda: self.metrics.db_error("workers"))
+                                       on_db_error=self.metrics.db_error)
         self.spawn("workers", self.presence.run())
         if jobs.scheduler_enabled:
             self.scheduler = Scheduler(pool=self.pool, metrics=self.metrics, tick_s=jobs.scheduler_tick_s,
@@ -365,19 +365,22 @@ class Daemon:
             return f"database unavailable: {type(exc).__name__}: {exc}"
         return None
 
-    async def supervise(self) -> None:
+    async def report_to_systemd(self) -> None:
         """Watchdog pings while the loop and the database are healthy, and a STATUS line."""
         interval = self.notifier.watchdog_interval_s()
         period = min(interval, STATUS_INTERVAL_S) if interval else STATUS_INTERVAL_S
-        while not self.stop_requested.is_set():
-            try:
-                status = await self.status_line()
-                self.notifier.status(status)
-                if interval:
-                    self.notifier.watchdog()
-            except Exception as exc:
-                log.warning("db_error", component="supervision", error=f"{type(exc).__name__}: {exc}")
-            await wait_any(self.stop_requested, timeout=period)
+
+        async def step() -> float:
+            self.notifier.status(await self.status_line())
+            if interval:
+                self.notifier.watchdog()
+            return period
+
+        # A failure skips the watchdog ping, so systemd restarts a daemon whose database stays away.
+        # Not counted in ayb_jobs_db_errors_total (these reads only feed the STATUS line); no jitter:
+        # the watchdog must hear from us within WatchdogSec.
+        await supervise("supervision", step, stop=self.stop_requested, log=log, on_db_error=None,
+                        delay=FailureDelay(first=period, cap=period, spread=0))
 
     async def status_line(self) -> str:
         if not self.jobs.enabled:
@@ -403,7 +406,7 @@ class Daemon:
         self.draining = True
         self.notifier.stopping()
         self.phase("polling_stopped")
-        report = await self.drain(deadline)
+        report = await self.finish_in_flight(deadline)
         await self.stop_loops([("heartbeat", self.heartbeat), ("maintenance", self.maintenance),
                                ("listener", self.listener), ("legacy_pruner", self.legacy),
                                ("workers", self.presence), ("health", self.health)], LOOP_STOP_S)
@@ -436,16 +439,16 @@ class Daemon:
             if not task.cancelled() and task.exception() is not None:
                 log.warning("task_stop_failed", task=task.get_name(), error=repr(task.exception()))
 
-    async def drain(self, deadline: float) -> DrainReport:
+    async def finish_in_flight(self, deadline: float) -> InFlightReport:
         """Let in-flight jobs finish until the deadline (less a reserve), then cancel them and
         write their releases; outcomes the database has not taken by then are reported, not waited
         for (their jobs are recovered after their leases)."""
         ex = self.executor
         if ex is None:
-            return DrainReport()
+            return InFlightReport()
         loop = asyncio.get_running_loop()
         before = ex.settled.copy()
-        report = DrainReport(in_flight=len(ex.running))
+        report = InFlightReport(in_flight=len(ex.running))
         if ex.running:
             budget = max(0.0, deadline - loop.time())
             log.info("draining", in_flight=len(ex.running), timeout_s=round(budget, 3))
@@ -462,7 +465,7 @@ class Daemon:
                 await self.stop_tasks([task], WRITER_GRACE_S)
             report.unwritten = self.writer.unwritten()
         report.count(ex.settled - before)
-        self.database_failed_drain = bool(report.unwritten)
+        self.outcomes_unwritten = bool(report.unwritten)
         if report.unwritten:
             log.warning("drain_incomplete", unwritten=len(report.unwritten),
                         by_outcome=dict(Counter(o.kind for o in report.unwritten)),
@@ -492,7 +495,7 @@ class Daemon:
         for pool in (self.runtime_pool, self.pool):
             if pool is None:
                 continue
-            if self.database_failed_drain:
+            if self.outcomes_unwritten:
                 pool.terminate()  # it did not take the outcomes: no goodbye either
             else:
                 try:
@@ -505,8 +508,8 @@ class Daemon:
 
 
 @dataclass
-class DrainReport:
-    """What the drain did with the jobs in flight when the stop began."""
+class InFlightReport:
+    """What finish_in_flight did with the jobs in flight when the stop began (the `drained` phase)."""
 
     in_flight: int = 0
     cancelled: int = 0  # handlers still running at the deadline

@@ -23,7 +23,7 @@ from ayb_jobs.db import queries
 from ayb_jobs.db.pool import bounded
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.executor import Executor
-from ayb_jobs.runtime.loops import wait_any
+from ayb_jobs.runtime.loops import FailureDelay, supervise, wait_any
 
 log = structlog.get_logger("ayb_jobs.heartbeat")
 WRITE_TIMEOUT_S = 10.0
@@ -77,21 +77,20 @@ class Heartbeat:
             guard.cancel()
 
     async def _beat(self) -> None:
-        wait_s = self.interval_s
-        while not self.stop.is_set():
-            await wait_any(self.stop, timeout=wait_s)
-            if self.stop.is_set():
-                return
-            try:
-                await self.run_once()
-                self.healthy = True
-                wait_s = self.interval_s
-            except Exception as exc:
-                self.healthy = False
-                self._metrics.db_error("heartbeat")
-                log.warning("db_error", component="heartbeat", error=f"{type(exc).__name__}: {exc}")
-                # Try again soon: a short outage (a restart) then costs no lease.
-                wait_s = min(self.interval_s, RETRY_S)
+        # A short outage (a restart) costs no lease: a failed beat is tried again within RETRY_S.
+        retry_s = min(self.interval_s, RETRY_S)
+        await wait_any(self.stop, timeout=self.interval_s)
+        await supervise("heartbeat", self._step, stop=self.stop, log=log, on_db_error=self._metrics.db_error,
+                        delay=FailureDelay(first=retry_s, cap=retry_s, spread=0))
+
+    async def _step(self) -> float:
+        try:
+            await self.run_once()
+        except Exception:
+            self.healthy = False
+            raise
+        self.healthy = True
+        return self.interval_s
 
     async def guard(self) -> None:
         """Stop handlers whose lease no heartbeat could confirm, `margin_s` before it may end."""

@@ -12,9 +12,9 @@ from typing import Any
 import structlog
 
 from ayb_jobs.db import queries
-from ayb_jobs.handlers.builtin import BATCH, LEGACY_WEBHOOK_RETENTION_HOURS, drain
+from ayb_jobs.handlers.builtin import BATCH, LEGACY_WEBHOOK_RETENTION_HOURS, delete_in_batches
 from ayb_jobs.metrics import Metrics
-from ayb_jobs.runtime.loops import wait_any
+from ayb_jobs.runtime.loops import FailureDelay, supervise
 
 log = structlog.get_logger("ayb_jobs.legacy")
 INTERVAL_S = 3600.0
@@ -31,17 +31,18 @@ class LegacyPruner:
         """Rows deleted, or None when the table does not exist (not an AYB database)."""
         if not await queries.table_exists(self._pool, "_ayb_webhook_deliveries"):
             return None
-        deleted = await drain(self._pool, "delete_old_webhook_deliveries", LEGACY_WEBHOOK_RETENTION_HOURS,
-                              BATCH)
+        deleted = await delete_in_batches(self._pool, "delete_old_webhook_deliveries",
+                                          LEGACY_WEBHOOK_RETENTION_HOURS, BATCH)
         if deleted:
             log.info("legacy_webhook_prune", deleted=deleted)
         return deleted
 
+    async def step(self) -> float:
+        await self.run_once()
+        return self._interval_s
+
     async def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as exc:
-                self._metrics.db_error("legacy_pruner")
-                log.warning("db_error", component="legacy_pruner", error=f"{type(exc).__name__}: {exc}")
-            await wait_any(self.stop, timeout=self._interval_s)
+        # Hourly whether it worked or not, as AYB's own pruner: nothing here is worth retrying sooner.
+        await supervise("legacy_pruner", self.step, stop=self.stop, log=log,
+                        on_db_error=self._metrics.db_error,
+                        delay=FailureDelay(first=self._interval_s, cap=self._interval_s, spread=0))

@@ -4,7 +4,7 @@ It also listens on the control channel and hands each message ("cancel <job id>"
 a message missed while disconnected is made up for by the heartbeat, which reads the same request
 from the job rows.
 
-After a database restart the connection is dead for good: reconnect with backoff, LISTEN again,
+After a database restart the connection is dead for good: reconnect after a growing delay, LISTEN again,
 and wake the poller at once (notifications sent meanwhile are lost). A server that hangs instead
 of closing is noticed by a periodic `select 1` with a timeout.
 
@@ -30,7 +30,7 @@ import structlog
 from ayb_jobs.db import queries
 from ayb_jobs.db.pool import CHANNEL, CONTROL_CHANNEL, connect
 from ayb_jobs.metrics import Metrics
-from ayb_jobs.runtime.loops import Backoff, wait_any
+from ayb_jobs.runtime.loops import FailureDelay, jittered, supervise, wait_any
 
 log = structlog.get_logger("ayb_jobs.listener")
 HEALTH_INTERVAL_S = 5.0
@@ -58,6 +58,8 @@ class Listener:
         self._probe_channel = f"ayb_jobs_probe_{uuid.uuid4().hex[:16]}"  # private to this listener
         self._probe_arrived = asyncio.Event()
         self._reported_bad = False
+        self._delay = FailureDelay(first=0.1, cap=5.0)  # before reconnecting after a failure
+        self._reconnect = False
         self.listen_ok = False  # connected, and the last probe arrived
         self.probed = asyncio.Event()  # set after each probe (tests wait on it)
         self.stop = asyncio.Event()
@@ -106,7 +108,7 @@ class Listener:
         self.listen_ok = delivered
         self.probed.set()
 
-    async def _session(self, *, reconnect: bool, backoff: Backoff) -> None:
+    async def _session(self, *, reconnect: bool) -> None:
         """One LISTEN connection's life: returns when it is lost or the listener stops."""
         lost = asyncio.Event()
         conn = await connect(self._dsn, statement_cache_size=self._cache)
@@ -117,7 +119,9 @@ class Listener:
             if self._on_control is not None:
                 await conn.add_listener(CONTROL_CHANNEL, self._on_control_notify)
             self.connected.set()
-            backoff.reset()
+            # Connected: a failure later in this session (a ping that times out) reconnects after
+            # the shortest delay again, not after one grown by the failures before this connect.
+            self._delay.reset()
             log.debug("listener_ready", channel=CHANNEL)  # tests wait on it before timing a NOTIFY
             if reconnect:
                 log.info("listener_reconnected")
@@ -141,15 +145,12 @@ class Listener:
                 except Exception:
                     conn.terminate()
 
+    async def step(self) -> float:
+        """One session; after a lost connection, the pause before connecting again."""
+        reconnect, self._reconnect = self._reconnect, True  # every session after the first reconnects
+        await self._session(reconnect=reconnect)
+        return jittered(self._delay.first)
+
     async def run(self) -> None:
-        backoff = Backoff(first=0.1, cap=5.0)
-        reconnect = False
-        while not self.stop.is_set():
-            try:
-                await self._session(reconnect=reconnect, backoff=backoff)
-            except Exception as exc:
-                self._metrics.db_error("listener")
-                log.warning("db_error", component="listener", error=f"{type(exc).__name__}: {exc}")
-            reconnect = True
-            if not self.stop.is_set():
-                await wait_any(self.stop, timeout=backoff.next())
+        await supervise("listener", self.step, stop=self.stop, log=log, on_db_error=self._metrics.db_error,
+                        delay=self._delay)

@@ -13,7 +13,7 @@ import structlog
 
 from ayb_jobs.db import queries
 from ayb_jobs.metrics import Metrics
-from ayb_jobs.runtime.loops import jittered, wait_any
+from ayb_jobs.runtime.loops import FailureDelay, jittered, supervise
 
 log = structlog.get_logger("ayb_jobs.maintenance")
 BATCH = 1000
@@ -45,11 +45,12 @@ class Maintenance:
             self._on_requeued()
         return total
 
+    async def step(self) -> float:
+        await self.run_once()
+        return jittered(self._interval_s)
+
     async def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as exc:
-                self._metrics.db_error("maintenance")
-                log.warning("db_error", component="maintenance", error=f"{type(exc).__name__}: {exc}")
-            await wait_any(self.stop, timeout=jittered(self._interval_s))
+        # A failed recovery is retried at the next (jittered) interval, as if that pass were skipped:
+        # expired leases wait one interval anyway, and retrying sooner only loads a sick database.
+        await supervise("maintenance", self.step, stop=self.stop, log=log, on_db_error=self._metrics.db_error,
+                        delay=FailureDelay(first=self._interval_s, cap=self._interval_s))

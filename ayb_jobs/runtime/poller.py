@@ -2,7 +2,8 @@
 
 It wakes on a NOTIFY (via `wake`), when one of its jobs ends (a slot frees up), or every
 poll_interval_ms; while claims come back full it polls again at once. Polling alone is correct;
-notifications only cut latency.
+notifications only cut latency. A slot frees when a handler ends, before its outcome is written,
+so the next claim overlaps the writer's statement.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ayb_jobs.db import queries
 from ayb_jobs.db.pool import bounded
 from ayb_jobs.metrics import Metrics
 from ayb_jobs.runtime.executor import Executor
-from ayb_jobs.runtime.loops import Backoff, jittered, wait_any
+from ayb_jobs.runtime.loops import FailureDelay, Pause, jittered, supervise
 
 log = structlog.get_logger("ayb_jobs.poller")
 # Floor for the idle sleep, so a job due "now" that another daemon holds cannot make us spin.
@@ -73,34 +74,24 @@ class Poller:
                                "not counted")
 
     async def run(self) -> None:
-        backoff = Backoff()
-        maybe_more = True
-        while not self.stop.is_set():
-            if self._executor.free_slots() <= 0:
-                self._executor.slot_freed.clear()
-                await wait_any(self.stop, self._executor.slot_freed, timeout=None)
-                if not maybe_more:
-                    await wait_any(self.stop, self.wake, timeout=await self._idle_sleep_s())
-                continue
-            self.wake.clear()
-            # A job of ours that ends after this claim wakes the idle wait below: with a queue at its
-            # concurrency limit (or paused, or another daemon's), a finished job can free the slot the
-            # next job of that queue waits for, and nothing else would say so before the poll interval.
-            self._executor.slot_freed.clear()
-            asked = self._executor.free_slots()
-            try:
-                got = await self.run_once()
-            except Exception as exc:
-                self._metrics.db_error("poller")
-                log.warning("db_error", component="poller", error=f"{type(exc).__name__}: {exc}")
-                await wait_any(self.stop, timeout=backoff.next())
-                continue
-            backoff.reset()
-            maybe_more = got >= asked
-            if maybe_more:
-                continue
-            idle_s = await self._idle_sleep_s()
-            await wait_any(self.stop, self.wake, self._executor.slot_freed, timeout=idle_s)
+        await supervise("poller", self.step, stop=self.stop, log=log, on_db_error=self._metrics.db_error,
+                        delay=FailureDelay())
+
+    async def step(self) -> float | Pause:
+        """One claim, and how long to wait before the next: none while claims come back full."""
+        executor = self._executor
+        if executor.free_slots() <= 0:
+            executor.slot_freed.clear()
+            return Pause(None, (executor.slot_freed,))
+        self.wake.clear()
+        # A job of ours that ends after this claim wakes the idle wait below: with a queue at its
+        # concurrency limit (or paused, or another daemon's), a finished job can free the slot the
+        # next job of that queue waits for, and nothing else would say so before the poll interval.
+        executor.slot_freed.clear()
+        asked = executor.free_slots()
+        if await self.run_once() >= asked:
+            return 0
+        return Pause(await self._idle_sleep_s(), (self.wake, executor.slot_freed))
 
     async def _idle_sleep_s(self) -> float:
         """The poll interval, or less when a queued job (a retry, a delayed job) falls due sooner."""

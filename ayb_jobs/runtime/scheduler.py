@@ -27,7 +27,7 @@ from ayb_jobs import cron, fire_policy
 from ayb_jobs.db import queries
 from ayb_jobs.errors import InvalidInput
 from ayb_jobs.metrics import Metrics
-from ayb_jobs.runtime.loops import Backoff, wait_any
+from ayb_jobs.runtime.loops import FailureDelay, supervise
 
 log = structlog.get_logger("ayb_jobs.scheduler")
 # Never spin faster than this, even when a slot is due "now" but another daemon holds it.
@@ -149,21 +149,20 @@ class Scheduler:
             return 1.0
         return max(MIN_SLEEP_S, min(self._tick_s, until_next))
 
+    async def step(self) -> float:
+        """One pass and, when due, the history prune; returns the sleep before the next pass."""
+        self.wake.clear()  # before the pass: a change made during it wakes the sleep after it
+        await self.run_once()
+        sleep_s = await self._sleep_s()
+        if await self._prune_history():
+            sleep_s = await self._sleep_s()  # the prune took a while: the next slot may be nearer
+        return sleep_s
+
     async def run(self) -> None:
-        backoff = Backoff(first=0.5, cap=self._tick_s)
-        while not self.stop.is_set():
-            self.wake.clear()
-            try:
-                await self.run_once()
-                sleep_s = await self._sleep_s()
-                if await self._prune_history():
-                    sleep_s = await self._sleep_s()
-                backoff.reset()
-            except Exception as exc:
-                self._metrics.db_error("scheduler")
-                log.warning("db_error", component="scheduler", error=f"{type(exc).__name__}: {exc}")
-                sleep_s = backoff.next()
-            await wait_any(self.stop, self.wake, timeout=sleep_s)
+        # After a failure, retry soon (a database restart then costs no minute), waiting at most a
+        # tick; a schedule change (`wake`) ends that wait too.
+        await supervise("scheduler", self.step, stop=self.stop, log=log, on_db_error=self._metrics.db_error,
+                        delay=FailureDelay(first=0.5, cap=self._tick_s), wake_on=(self.wake,))
 
 
 def _batches(plans: list[queries.FirePlan]) -> list[list[queries.FirePlan]]:

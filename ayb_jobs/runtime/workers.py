@@ -22,7 +22,7 @@ import structlog
 
 from ayb_jobs import __version__
 from ayb_jobs.db import ops_queries as ops
-from ayb_jobs.runtime.loops import wait_any
+from ayb_jobs.runtime.loops import FailureDelay, supervise
 
 log = structlog.get_logger("ayb_jobs.workers")
 BEAT_S = 5.0
@@ -34,7 +34,7 @@ class WorkerPresence:
     def __init__(self, *, pool: Any, worker_id: str, types: Sequence[str], concurrency: int,
                  running: Callable[[], Collection[Any]], queues: Sequence[str] = (),
                  beat_s: float = BEAT_S, forget_after_s: float = FORGET_AFTER_S,
-                 on_db_error: Callable[[], None] = lambda: None) -> None:
+                 on_db_error: Callable[[str], None] | None = None) -> None:
         self._pool = pool
         self._running = running
         self._beat = ops.WorkerBeat(worker_id, socket.gethostname(), os.getpid(), __version__, tuple(queues),
@@ -57,15 +57,16 @@ class WorkerPresence:
             log.info("workers_forgotten", count=forgotten, unseen_s=self.forget_after_s)
         return forgotten
 
+    async def step(self) -> float:
+        await self.run_once()
+        return self.beat_s
+
     async def run(self) -> None:
         try:
-            while not self.stop.is_set():
-                try:
-                    await self.run_once()
-                except Exception as exc:
-                    self._on_db_error()
-                    log.warning("db_error", component="workers", error=f"{type(exc).__name__}: {exc}")
-                await wait_any(self.stop, timeout=self.beat_s)
+            # A failed beat is retried at the next beat, not sooner: the row only has to be refreshed
+            # within gone_after_s (30 s) for readers to count this daemon alive.
+            await supervise("workers", self.step, stop=self.stop, log=log, on_db_error=self._on_db_error,
+                            delay=FailureDelay(first=self.beat_s, cap=self.beat_s, spread=0))
         finally:
             if self.stop.is_set():  # a clean stop (not a cancelled start-up): say goodbye
                 await self._leave()

@@ -46,7 +46,7 @@ def offline_ctx() -> JobContext:
 
 @pytest.fixture
 async def ayb(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> asyncpg.Pool:
-    """The AYB tables, and a small batch size so that draining takes several statements."""
+    """The AYB tables, and a small batch size so that a cleanup takes several delete statements."""
     monkeypatch.setattr(b, "BATCH", 7)
     await pool.execute(AYB_TABLES)
     return pool
@@ -62,7 +62,7 @@ async def _left(pool: asyncpg.Pool, table: str) -> int:
     return await pool.fetchval(f"SELECT count(*) FROM {table}")
 
 
-async def test_stale_session_cleanup_drains_in_batches(ayb: asyncpg.Pool, ctx: JobContext) -> None:
+async def test_stale_session_cleanup_deletes_in_batches(ayb: asyncpg.Pool, ctx: JobContext) -> None:
     await _seed(ayb, "_ayb_sessions", "expires_at", 23, "1 second")  # 3 full batches and a short one
     await _seed(ayb, "_ayb_sessions", "expires_at", 4, "-1 hour")  # still valid
     assert await b.stale_session_cleanup({}, ctx) == {"deleted": 23}
