@@ -79,15 +79,15 @@ async def fill(conn: asyncpg.Connection, args: argparse.Namespace) -> None:
 async def statements(conn: asyncpg.Connection, batch: int) -> dict[str, tuple[str, list[Any]]]:
     """Each statement with the arguments the runtime passes; the outcome statements get a claimed
     batch of their own (claimed and committed here)."""
-    claimed = await conn.fetch(SQL["claim_jobs"], batch, 30.0, "w")
+    claimed = await conn.fetch(SQL["claim_jobs"], batch, 30.0, "w", None)
     ids, seqs, n = [r["id"] for r in claimed], [r["claim_seq"] for r in claimed], len(claimed)
     return {
-        f"claim_jobs ({batch})": ("claim_jobs", [batch, 30.0, "w"]),
-        f"complete_jobs ({n})": ("complete_jobs", [ids, seqs, "w"]),
+        f"claim_jobs ({batch})": ("claim_jobs", [batch, 30.0, "w", None]),
+        f"complete_jobs ({n})": ("complete_jobs", [ids, seqs, "w", [None] * n]),
         f"fail_jobs ({n})": ("fail_jobs", [ids, seqs, ["boom"] * n, [5.0] * n, [True] * n, "w"]),
         f"heartbeat_jobs ({n})": ("heartbeat_jobs", [ids, seqs, 30.0, "w"]),
         f"release_jobs ({n})": ("release_jobs", [ids, seqs, "w", ["shutdown"] * n, [0.0] * n]),
-        "recover_expired (none expired)": ("recover_expired", [100, 0.5]),
+        "recover_expired (none expired)": ("recover_expired", [100, 0.5, None]),
         "seconds_until_next_job": ("seconds_until_next_job", [None]),
         "active_counts (systemd STATUS)": ("active_counts", [ACTIVE_COUNT_CAP]),
         "job_stats (/metrics)": ("job_stats", []),
@@ -132,8 +132,9 @@ async def report_loop(conn: asyncpg.Connection, args: argparse.Namespace) -> Non
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_stat_statements_reset()")
     done, started = 0, time.perf_counter()
-    while rows := await conn.fetch(SQL["claim_jobs"], args.batch, 30.0, "w"):
-        await conn.fetch(SQL["complete_jobs"], [r["id"] for r in rows], [r["claim_seq"] for r in rows], "w")
+    while rows := await conn.fetch(SQL["claim_jobs"], args.batch, 30.0, "w", None):
+        await conn.fetch(SQL["complete_jobs"], [r["id"] for r in rows], [r["claim_seq"] for r in rows], "w",
+                         [None] * len(rows))
         done += len(rows)
     print(f"claim/complete loop, batch {args.batch}: {done / (time.perf_counter() - started):,.0f} jobs/s")
     if not tracked:
