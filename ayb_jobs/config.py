@@ -289,7 +289,7 @@ class JobsSettings(BaseModel):
     model_config = _SECTION_CONFIG
 
     enabled: Bool = False
-    worker_concurrency: _int_range(1, 1000) = 4
+    worker_concurrency: _int_range(1, 1024) = 4
     poll_interval_ms: _int_range(100, 60000) = 1000
     lease_duration_s: _int_range(30, 3600) = 300
     max_retries_default: _int_range(1, 100) = 3

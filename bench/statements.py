@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/statements.py --queued 300000 [--finished 1000000] [--stats fresh|stale]
     .venv/bin/python bench/statements.py --finished 1000000 --loop
+    .venv/bin/python bench/statements.py --loop [--claim no-queues]   # what queues cost the claim
 
 1. creates a scratch database on AYB_TEST_DATABASE_URL's server and migrates it;
 2. inserts --finished completed jobs and --queued queued ones (a thousand per run_at, as a batch
@@ -42,6 +43,25 @@ FINISHED = """
     INSERT INTO _ayb_jobs (type, state, run_at, attempts, last_run_at, completed_at, created_at, updated_at)
     SELECT 't', 'completed', t, 1, t, t, t, t
     FROM (SELECT now() - interval '2 days' + g * interval '100 ms' AS t FROM generate_series(1, $1) g) s"""
+# The claim as it was before queues and priorities (one FIFO, same returned columns), to measure
+# what they cost: `--loop --claim no-queues` against `--loop`.
+NO_QUEUES_CLAIM = """-- Claim without queues (bench/statements.py's baseline)
+WITH picked AS MATERIALIZED (
+    SELECT id, run_at FROM _ayb_jobs
+    WHERE state = 'queued' AND run_at <= now() AND ($4::text[] IS NULL OR true)
+    ORDER BY run_at, id
+    LIMIT (SELECT $1::int)
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE _ayb_jobs j
+    SET state = 'running', lease_until = now() + make_interval(secs => $2::float8), worker_id = $3,
+        attempts = j.attempts + 1, claim_seq = j.claim_seq + 1, last_run_at = now(), updated_at = now()
+    FROM unnest(ARRAY(SELECT id FROM picked)) AS picked(id)
+    WHERE j.id = picked.id
+    RETURNING j.id, j.type, j.payload, j.attempts, j.max_attempts, j.claim_seq,
+              j.cancel_requested_at IS NOT NULL AS cancel_requested, j.queue, j.priority, j.run_at
+)
+SELECT * FROM claimed ORDER BY run_at, id"""
 QUEUED = """
     INSERT INTO _ayb_jobs (type, run_at)
     SELECT 't', now() - interval '1 hour' + make_interval(secs => g / 1000) FROM generate_series(1, $1) g"""
@@ -57,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=7, help="EXPLAIN runs per statement")
     p.add_argument("--loop", action="store_true", help="drain the queue with a bare claim/complete loop")
     p.add_argument("--plans", action="store_true", help="print each statement's last plan")
+    p.add_argument("--claim", choices=("queues", "no-queues"), default="queues",
+                   help="--loop with the shipped claim, or the claim as it was before queues")
     return p.parse_args(argv)
 
 
@@ -131,12 +153,14 @@ async def report_loop(conn: asyncpg.Connection, args: argparse.Namespace) -> Non
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         await conn.execute("CHECKPOINT")
         await conn.execute("SELECT pg_stat_statements_reset()")
+    claim = SQL["claim_jobs"] if args.claim == "queues" else NO_QUEUES_CLAIM
     done, started = 0, time.perf_counter()
-    while rows := await conn.fetch(SQL["claim_jobs"], args.batch, 30.0, "w", None):
+    while rows := await conn.fetch(claim, args.batch, 30.0, "w", None):
         await conn.fetch(SQL["complete_jobs"], [r["id"] for r in rows], [r["claim_seq"] for r in rows], "w",
                          [None] * len(rows))
         done += len(rows)
-    print(f"claim/complete loop, batch {args.batch}: {done / (time.perf_counter() - started):,.0f} jobs/s")
+    print(f"claim/complete loop ({args.claim} claim), batch {args.batch}: "
+          f"{done / (time.perf_counter() - started):,.0f} jobs/s")
     if not tracked:
         print("(no pg_stat_statements in shared_preload_libraries: no per-job buffers and WAL)")
         return
