@@ -83,7 +83,8 @@ def test_example_config_checks_clean(tmp_path):
 @pytest.mark.parametrize(
     ("file_text", "env", "expected"),
     [
-        ("[jobs]\nworker_concurrency = 1025", {}, ["jobs.worker_concurrency = 1025", "between 1 and 1024", "file"]),
+        ("[jobs]\nworker_concurrency = 1025", {},
+         ["jobs.worker_concurrency = 1025", "between 1 and 1024", "file"]),
         ("[jobs]\nworkers = 2\n", {}, ["jobs.workers", "file"]),
         ("", {"AYB_JOBS_FOO": "1"}, ["jobs.foo", "AYB_JOBS_FOO"]),
         ("[jobs]\nenabled = 'yes'\n", {}, ["jobs.enabled", "yes", "file"]),

@@ -41,7 +41,8 @@ async def test_a_fenced_statement_probes_the_primary_key(pool: asyncpg.Pool, nam
     n = len(rows)
     types, rest = FENCED[name]
     args = ", ".join([
-        _array([str(r["id"]) for r in rows], "uuid[]"), _array([str(r["claim_seq"]) for r in rows], "bigint[]"),
+        _array([str(r["id"]) for r in rows], "uuid[]"),
+        _array([str(r["claim_seq"]) for r in rows], "bigint[]"),
         rest.format(nulls=_array(["NULL"] * n, "text[]"), texts=_array(["x"] * n, "text[]"),
                     floats=_array(["1"] * n, "float8[]"), bools=_array(["true"] * n, "bool[]")),
     ])

@@ -45,4 +45,7 @@ async def test_a_stale_run_is_stopped_when_its_job_is_claimed_again(db_url: str,
         runs[1]["go"].set()
         row = await rt.settled(job_id, "completed", "failed", "queued")
         assert row["state"] == "completed" and row["claim_seq"] == 2
+        # The writer reports the outcome after its statement returned (and the pool took the
+        # connection back): the row can read completed a moment before the run ends here.
+        await asyncio.wait_for(rt.executor.idle.wait(), 5)
         assert len(rt.executor.running) == 0

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 RANGES = [
     ("database", "pool_max_size", 2, 100),
     ("database", "statement_cache_size", 0, 10000),
-    ("jobs", "worker_concurrency", 1, 64),
+    ("jobs", "worker_concurrency", 1, 1024),
     ("jobs", "poll_interval_ms", 100, 60000),
     ("jobs", "lease_duration_s", 30, 3600),
     ("jobs", "max_retries_default", 1, 100),
