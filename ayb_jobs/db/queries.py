@@ -142,7 +142,8 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
                           default_max_attempts: int) -> list[Job]:
     """Insert, then sort out the skipped jobs: a taken idempotency key raises DuplicateJob; a
     unique key held by an active job gives that job back, marked deduplicated."""
-    row = await db.fetchrow(SQL["enqueue_jobs"], *args)
+    keyed = args[4] is not None or args[8] is not None  # any idempotency or unique key
+    row = await db.fetchrow(SQL["enqueue_jobs" if keyed else "enqueue_unkeyed_jobs"], *args)
     policies = type_policies(row)
     if len(row["ids"]) == len(jobs):
         return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts, policies)

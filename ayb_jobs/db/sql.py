@@ -18,4 +18,15 @@ def load(text: str) -> dict[str, str]:
     return statements
 
 
+def without(statement: str, clause: str) -> str:
+    """The statement with one clause taken out (the clause must be there, once)."""
+    if statement.count(clause) != 1:
+        raise ValueError(f"expected the clause {clause!r} once")
+    return statement.replace(clause, "")
+
+
 SQL: dict[str, str] = load(resources.files("ayb_jobs.db").joinpath("queries.sql").read_text("utf-8"))
+# enqueue_jobs for a batch in which no job has an idempotency or unique key: nothing can conflict
+# then (ids are generated), and the speculative insertion that ON CONFLICT costs about 3.5 us a
+# row, a sixth of a 1,000-job batch's time in Postgres. Derived, so the two cannot drift apart.
+SQL["enqueue_unkeyed_jobs"] = without(SQL["enqueue_jobs"], "\n    ON CONFLICT DO NOTHING")
