@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from ayb_jobs.db.migrate import migrate
+from ayb_jobs.db.pool import SESSION_SETTINGS
 from ayb_jobs.db.queries import ACTIVE_COUNT_CAP
 from ayb_jobs.db.sql import SQL
 
@@ -181,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
     admin = await asyncpg.connect(ADMIN_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        conn = await asyncpg.connect(url_for(name))
+        conn = await asyncpg.connect(url_for(name), server_settings=SESSION_SETTINGS)  # as the daemon
         try:
             await fill(conn, args)
             print(f"queued {args.queued:,}, finished {args.finished:,}, statistics {args.stats}")

@@ -14,6 +14,12 @@ CHANNEL = "ayb_jobs"
 # Requests to the daemons themselves, e.g. "cancel <job id>" (the one running the job acts on it).
 CONTROL_CHANNEL = "ayb_jobs_control"
 APPLICATION_NAME = "ayb-jobs"
+# Session settings of every daemon connection. JIT off: the planner estimates the claim's merge of
+# queue heads from its statistics, not from the LIMIT it reads under, and with a deep backlog (or
+# a million finished rows) the estimate passes jit_above_cost; compiling the statement then took
+# 23 ms (1,000,000 finished rows) to 420 ms (300,000 queued) of a claim that executes in 1-2 ms
+# (bench/statements.py --plans). None of the daemon's statements is long enough to gain from JIT.
+SESSION_SETTINGS = {"application_name": APPLICATION_NAME, "jit": "off"}
 # How long past a statement's own timeout the pool may take to give its connection back.
 RELEASE_GRACE_S = 1.0
 T = TypeVar("T")
@@ -62,8 +68,7 @@ async def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, statem
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, statement_cache_size=statement_cache_size,
-            timeout=connect_timeout, server_settings={"application_name": APPLICATION_NAME},
-            reset=reset, init=init,
+            timeout=connect_timeout, server_settings=SESSION_SETTINGS, reset=reset, init=init,
         )
         await pool.fetchval("SELECT 1", timeout=connect_timeout)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -77,4 +82,4 @@ async def create_pool(dsn: str, *, max_size: int = 10, min_size: int = 1, statem
 async def connect(dsn: str, *, statement_cache_size: int = 100, timeout: float = 10.0,
                   ) -> asyncpg.Connection:
     return await asyncpg.connect(dsn, statement_cache_size=statement_cache_size, timeout=timeout,
-                                 server_settings={"application_name": APPLICATION_NAME})
+                                 server_settings=SESSION_SETTINGS)

@@ -16,6 +16,7 @@ import json
 
 import asyncpg
 
+from ayb_jobs.db.pool import create_pool
 from ayb_jobs.db.sql import SQL
 
 DEPTH = 300_000
@@ -121,3 +122,21 @@ async def test_claim_reads_only_each_queues_head_with_a_deep_backlog_in_several_
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await _assert_claim_reads_the_index_in_order(conn, 64, queues=3)
         await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")
+
+
+async def test_the_daemons_connections_never_jit_compile_the_claim(db_url: str, pool: asyncpg.Pool) -> None:
+    """With a deep backlog the planner's estimate of the claim passes jit_above_cost, and compiling
+    it took 100 times what executing it does: the daemon's connections have JIT off."""
+    await pool.execute(BURST, DEPTH)
+    await pool.execute("ANALYZE _ayb_jobs")
+    args = ("claim_jobs", "(int, float8, text, text[])", "(64, 30, 'w', NULL)")
+    async with pool.acquire() as conn:  # a connection with the server's defaults
+        if await conn.fetchval("SELECT pg_jit_available() AND current_setting('jit')::bool"):
+            assert "JIT" in (await _plan(conn, *args))[0], "the case this guards against did not arise"
+    daemon_pool = await create_pool(db_url, max_size=1)
+    try:
+        async with daemon_pool.acquire() as conn:
+            plan = await _plan(conn, *args)
+    finally:
+        await daemon_pool.close()
+    assert "JIT" not in plan[0], json.dumps(plan[0].get("JIT"))
