@@ -140,12 +140,13 @@ SELECT * FROM claimed ORDER BY priority, run_at, id;
 -- poller wakes for a retry's backoff or a delayed job instead of a whole poll interval later. Jobs
 -- already due are left out: the poller just found it could not take them (another daemon holds
 -- them, or their queue is paused or at its limit), and waking for them would spin.
--- The first row of the claim index, not min(run_at): when the statistics lag a burst of enqueues,
+-- The first row of idx_ayb_jobs_next_due, not min(run_at): when the statistics lag a burst of enqueues,
 -- the planner counts on a few queued rows and aggregates all of them (85 ms at 300,000 queued);
 -- the limit is a subquery for the same reason as in claim_jobs.
 -- $1 now (NULL: the database clock; tests pass a time instead of waiting for it)
 SELECT extract(epoch FROM (SELECT run_at FROM _ayb_jobs
-                           WHERE state = 'queued' AND run_at > coalesce($1::timestamptz, now())
+                           WHERE state = 'queued' AND attempts >= 0  -- idx_ayb_jobs_next_due (036)
+                             AND run_at > coalesce($1::timestamptz, now())
                            ORDER BY run_at, id LIMIT (SELECT 1)) - coalesce($1::timestamptz, now()))::float8
        AS seconds;
 
@@ -460,7 +461,8 @@ SELECT 1000 AS exact_cap,
        (SELECT count(*) FROM (SELECT 1 FROM _ayb_jobs WHERE state = 'canceled' LIMIT 1000) x) AS canceled,
        -- The first due row of the claim index, not min(run_at): see seconds_until_next_job.
        greatest(coalesce(extract(epoch FROM now() - (
-           SELECT run_at FROM _ayb_jobs WHERE state = 'queued' AND run_at <= now() ORDER BY run_at, id
+           SELECT run_at FROM _ayb_jobs WHERE state = 'queued' AND attempts >= 0 AND run_at <= now()
+           ORDER BY run_at, id
            LIMIT (SELECT 1))), 0), 0)::float8 AS oldest_queued_age_sec,
        pg_stat_get_live_tuples('_ayb_jobs'::regclass)::float8 AS live_rows,
        (SELECT coalesce(jsonb_object_agg(i.predicate_state, c.reltuples), '{}'::jsonb)::text

@@ -140,3 +140,17 @@ async def test_the_daemons_connections_never_jit_compile_the_claim(db_url: str, 
     finally:
         await daemon_pool.close()
     assert "JIT" not in plan[0], json.dumps(plan[0].get("JIT"))
+
+
+async def test_the_claim_reads_the_queue_index_when_stale_statistics_saw_only_finished_jobs(
+        pool: asyncpg.Pool) -> None:
+    """Autovacuum analysed the table while nothing was queued, then a burst arrived: with many
+    finished rows the planner used to read every queued row off the run_at index instead."""
+    await pool.execute("INSERT INTO _ayb_jobs (type, state, completed_at) "
+                       "SELECT 't', 'completed', now() FROM generate_series(1, 100000)")
+    await pool.execute("ANALYZE _ayb_jobs")
+    await pool.execute(BURST, 20_000)
+    async with pool.acquire() as conn:
+        await _assert_claim_reads_the_index_in_order(conn, 64)
+        await _assert_claim_reads_the_index_in_order(conn, 256)
+        await _assert_reads_at_most(conn, "seconds_until_next_job", 1, "(timestamptz)", "(NULL)")

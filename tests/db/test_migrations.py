@@ -91,10 +91,10 @@ async def _indexdef(pool: asyncpg.Pool, name: str) -> str:
     return found
 
 
-async def test_claim_index_is_partial_on_queued_in_claim_order(pool: asyncpg.Pool) -> None:
-    d = await _indexdef(pool, "idx_ayb_jobs_claimable")
+async def test_next_due_index_is_partial_on_queued_in_run_at_order(pool: asyncpg.Pool) -> None:
+    d = await _indexdef(pool, "idx_ayb_jobs_next_due")
     assert "ON public._ayb_jobs" in d and "(run_at, id)" in d
-    assert "WHERE ((state)::text = 'queued'::text)" in d
+    assert "WHERE (((state)::text = 'queued'::text) AND (attempts >= 0))" in d
 
 
 async def test_lease_index_is_partial_on_running(pool: asyncpg.Pool) -> None:
