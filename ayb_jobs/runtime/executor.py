@@ -143,12 +143,6 @@ class Executor:
         """Slots for a claim: free worker slots, fewer while outcomes wait to be written."""
         return min(self.concurrency - self._in_handlers, self._max_in_flight - len(self.running))
 
-    async def wait_for_slot(self) -> None:
-        """Return once a claim could take at least one job."""
-        while self.free_slots() <= 0:
-            self.slot_freed.clear()
-            await self.slot_freed.wait()
-
     def start(self, jobs: list[ClaimedJob], *, claim_sent: float | None = None) -> None:
         """Run freshly claimed jobs; `claim_sent` is the monotonic time the claim was sent."""
         sent = time.monotonic() if claim_sent is None else claim_sent
