@@ -11,7 +11,8 @@ from typing import Any
 from uuid import UUID
 
 # Queue names follow the rule of job type names (migration 032 checks it too); lower priority runs first.
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# \Z, not $: $ also matches before a final newline, which Postgres' CHECK would then refuse.
+QUEUE_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,100}\Z")
 DEFAULT_QUEUE = "default"
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from ayb_jobs.client import DEFAULT_MAX_ATTEMPTS, check_new_job
-from ayb_jobs.db.queries import enqueue_args, match_inserted
+from ayb_jobs.db.queries import enqueue_args
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DuplicateJob
 from ayb_jobs.models import NewJob
@@ -68,10 +68,8 @@ def enqueue(conn: Any, job_type: str, payload: dict[str, Any] | None = None, *,
     try:
         for _ in range(_DEDUP_TRIES):
             row = _fetch(cursor, _ENQUEUE, args)
-            [new_id] = match_inserted([job], _uuids(row["ids"]), _texts(row["keys"]),
-                                      _texts(row["unique_keys"]))
-            if new_id is not None:
-                return new_id
+            if _texts(row["ids"]):  # the one job was inserted, under the id sent
+                return args[-1][0]
             if idempotency_key is not None:
                 owner = _fetch(cursor, _KEY_OWNER, ([idempotency_key],))
                 if owner is not None:

@@ -20,6 +20,7 @@ import asyncpg
 
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DatabaseUnavailable, DuplicateJob, NotFound
+from ayb_jobs.ids import new_job_ids
 from ayb_jobs.models import DEFAULT_QUEUE, ClaimedJob, Job, JobState, JobStats, NewJob, Schedule
 
 
@@ -122,9 +123,13 @@ def _enqueue_columns(jobs: Sequence[NewJob]) -> tuple[list[Any] | None, ...]:
 
 
 def enqueue_args(jobs: Sequence[NewJob], *, default_max_attempts: int, notify: bool) -> tuple[Any, ...]:
-    """The parameters of enqueue_jobs ($1-$11) for a batch (also used by the synchronous enqueue)."""
+    """The parameters of enqueue_jobs ($1-$12) for a batch, with fresh ids (also used by the
+    synchronous enqueue)."""
     *arrays, unique_keys, queues, priorities = _enqueue_columns(jobs)
-    return (*arrays, default_max_attempts, notify, unique_keys, queues, priorities)
+    return (*arrays, default_max_attempts, notify, unique_keys, queues, priorities, new_job_ids(len(jobs)))
+
+
+_IDS = 11  # where enqueue_args puts the ids ($12)
 
 
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
@@ -146,8 +151,8 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
     row = await db.fetchrow(SQL["enqueue_jobs" if keyed else "enqueue_unkeyed_jobs"], *args)
     policies = type_policies(row)
     if len(row["ids"]) == len(jobs):
-        return _inserted_jobs(jobs, row["ids"], row["now"], default_max_attempts, policies)
-    placed = match_inserted(jobs, row["ids"], row["keys"], row["unique_keys"])
+        return _inserted_jobs(jobs, args[_IDS], row["now"], default_max_attempts, policies)
+    placed = match_inserted(args[_IDS], row["ids"])
     await _raise_if_key_taken(db, jobs, placed)
     out: list[Job | None] = [
         _new_job(j, job_id, row["now"], default_max_attempts, policies) if job_id is not None else None
@@ -167,9 +172,9 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
         again = [i for i in waiting if out[i] is None]
         if again:  # their holders finished meanwhile: the keys are free, insert those jobs now
             retry = [jobs[i] for i in again]
-            row = await db.fetchrow(SQL["enqueue_jobs"], *enqueue_args(
-                retry, default_max_attempts=default_max_attempts, notify=args[7]))
-            ids = match_inserted(retry, row["ids"], row["keys"], row["unique_keys"])
+            retry_args = enqueue_args(retry, default_max_attempts=default_max_attempts, notify=args[7])
+            row = await db.fetchrow(SQL["enqueue_jobs"], *retry_args)
+            ids = match_inserted(retry_args[_IDS], row["ids"])
             policies = type_policies(row)
             for i, j, job_id in zip(again, retry, ids, strict=True):
                 if job_id is not None:
@@ -177,21 +182,10 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
     raise Conflict("the job holding this unique key kept changing during the enqueue; try again")
 
 
-def match_inserted(jobs: Sequence[NewJob], ids: list[Any], keys: list[str | None],
-                   unique_keys: list[str | None]) -> list[Any]:
-    """The new id of each job, None for a skipped one. The ids come in input order with the keys
-    of their rows; only a job with a key can be skipped, and a job is only ever skipped after an
-    earlier one with the same keys, so pairing each returned row with the next job holding the
-    same keys is exact."""
-    out: list[Any] = []
-    n = 0
-    for j in jobs:
-        if n < len(ids) and (keys[n], unique_keys[n]) == (j.idempotency_key, j.unique_key):
-            out.append(ids[n])
-            n += 1
-        else:
-            out.append(None)
-    return out
+def match_inserted(sent: Sequence[UUID], inserted: Sequence[UUID]) -> list[UUID | None]:
+    """Each sent id if its row was inserted, None for a skipped job (its key was taken)."""
+    rows = set(inserted)
+    return [i if i in rows else None for i in sent]
 
 
 async def _raise_if_key_taken(db: Queryable, jobs: Sequence[NewJob], placed: list[Any]) -> None:

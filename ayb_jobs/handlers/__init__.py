@@ -20,7 +20,8 @@ from uuid import UUID
 from ayb_jobs.errors import StartupError, UnknownJobType
 from ayb_jobs.models import MAX_PRIORITY, MIN_PRIORITY, QUEUE_NAME
 
-TYPE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# \Z, not $: $ also matches before a final newline (a type 'x\n' would never find its handler).
+TYPE_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,100}\Z")
 MAX_ATTEMPTS_LIMIT = 100
 MAX_TIMEOUT_S = 86400
 
