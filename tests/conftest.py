@@ -107,20 +107,3 @@ def run_as() -> str:
     """The account embedded/private Postgres servers run as in tests (ignored when not root)."""
     return ensure_pg_test_account()
 
-
-# Files that start daemons, browsers or installs take seconds each; scheduled first, they overlap
-# with the many quick files instead of being the last ones running while the other test processes
-# sit idle. Files stay whole (module fixtures) and keep their order within each group.
-_SLOW_FIRST = ("tests/e2e/", "tests/dashboard/", "tests/test_")
-
-
-def _slowness_rank(item: pytest.Item) -> int:
-    path = item.nodeid.split("::", 1)[0]
-    for rank, prefix in enumerate(_SLOW_FIRST):
-        if path.startswith(prefix):
-            return rank
-    return len(_SLOW_FIRST)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_slowness_rank)  # stable: each file's tests stay together and in order
