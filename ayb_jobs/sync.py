@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from ayb_jobs.client import DEFAULT_MAX_ATTEMPTS, check_new_job
-from ayb_jobs.db.queries import enqueue_args
+from ayb_jobs.db.queries import ENQUEUE_IDS, enqueue_args
 from ayb_jobs.db.sql import SQL
 from ayb_jobs.errors import Conflict, DuplicateJob
 from ayb_jobs.models import NewJob
@@ -69,7 +69,7 @@ def enqueue(conn: Any, job_type: str, payload: dict[str, Any] | None = None, *,
         for _ in range(_DEDUP_TRIES):
             row = _fetch(cursor, _ENQUEUE, args)
             if _texts(row["ids"]):  # the one job was inserted, under the id sent
-                return args[-1][0]
+                return args[ENQUEUE_IDS][0]
             if idempotency_key is not None:
                 owner = _fetch(cursor, _KEY_OWNER, ([idempotency_key],))
                 if owner is not None:

@@ -129,7 +129,7 @@ def enqueue_args(jobs: Sequence[NewJob], *, default_max_attempts: int, notify: b
     return (*arrays, default_max_attempts, notify, unique_keys, queues, priorities, new_job_ids(len(jobs)))
 
 
-_IDS = 11  # where enqueue_args puts the ids ($12)
+ENQUEUE_IDS = 11  # where enqueue_args puts the ids ($12)
 
 
 _TYPE, _PAYLOAD = attrgetter("type"), attrgetter("payload")
@@ -151,8 +151,8 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
     row = await db.fetchrow(SQL["enqueue_jobs" if keyed else "enqueue_unkeyed_jobs"], *args)
     policies = type_policies(row)
     if len(row["ids"]) == len(jobs):
-        return _inserted_jobs(jobs, args[_IDS], row["now"], default_max_attempts, policies)
-    placed = match_inserted(args[_IDS], row["ids"])
+        return _inserted_jobs(jobs, args[ENQUEUE_IDS], row["now"], default_max_attempts, policies)
+    placed = match_inserted(args[ENQUEUE_IDS], row["ids"])
     await _raise_if_key_taken(db, jobs, placed)
     out: list[Job | None] = [
         _new_job(j, job_id, row["now"], default_max_attempts, policies) if job_id is not None else None
@@ -174,7 +174,7 @@ async def _insert_checked(db: Queryable, jobs: Sequence[NewJob], args: tuple[Any
             retry = [jobs[i] for i in again]
             retry_args = enqueue_args(retry, default_max_attempts=default_max_attempts, notify=args[7])
             row = await db.fetchrow(SQL["enqueue_jobs"], *retry_args)
-            ids = match_inserted(retry_args[_IDS], row["ids"])
+            ids = match_inserted(retry_args[ENQUEUE_IDS], row["ids"])
             policies = type_policies(row)
             for i, j, job_id in zip(again, retry, ids, strict=True):
                 if job_id is not None:
