@@ -46,6 +46,6 @@ fi
 # Four test processes by default, each with its own template database, each taking whole files
 # (module fixtures such as a shared daemon start once per file). Most of the suite's time is spent
 # waiting on daemons, subprocesses and Postgres, so on 2 cores four processes finish in 6.3-7.3
-# minutes where two took 7.6-8 (with two, the CPUs were about half busy). AYB_TEST_WORKERS=0 runs the tests in
-# this process, e.g. for a debugger. A later -n in the arguments wins.
+# minutes where two took 7.6-8 (with two, the CPUs were about half busy). AYB_TEST_WORKERS=0 runs
+# the tests in this process, e.g. for a debugger. A later -n in the arguments wins.
 exec .venv/bin/python -m pytest -n "${AYB_TEST_WORKERS:-4}" --dist loadfile "$@"

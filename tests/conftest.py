@@ -106,4 +106,3 @@ def anyio_backend() -> Iterator[str]:
 def run_as() -> str:
     """The account embedded/private Postgres servers run as in tests (ignored when not root)."""
     return ensure_pg_test_account()
-
